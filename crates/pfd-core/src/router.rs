@@ -1,0 +1,561 @@
+//! The route table and the handlers of the LSTM_PFD API (plus liveness/readiness).
+//!
+//! [`handle`] is the whole HTTP API as a pure function of (configuration, models, request): the
+//! component calls it for every request, tests call it natively. Routes are a table, not a
+//! match ladder: a path that exists with another method is a 405, an unknown path a 404.
+
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use serde_json::json;
+use subtle::ConstantTimeEq;
+
+use crate::card::ModelCard;
+use crate::config::{Config, ConfigError};
+use crate::engine::{BackendInfo, EngineError, InferenceEngine};
+use crate::errors::{self, http_error};
+use crate::http::{Request, Response};
+use crate::postprocess::decide;
+use crate::predict::{self, BatchPredictionResponse, Limits, PredictionResponse};
+use crate::{timefmt, VERSION};
+
+/// A model ready to serve: its card, the engine running it, and its file's size.
+pub struct ServedModel {
+    pub card: ModelCard,
+    pub engine: Box<dyn InferenceEngine + Send + Sync>,
+    pub file_size_bytes: u64,
+    warmed: OnceLock<Result<(), EngineError>>,
+}
+
+impl ServedModel {
+    pub fn new(
+        card: ModelCard,
+        engine: Box<dyn InferenceEngine + Send + Sync>,
+        file_size_bytes: u64,
+    ) -> Self {
+        ServedModel {
+            card,
+            engine,
+            file_size_bytes,
+            warmed: OnceLock::new(),
+        }
+    }
+
+    /// Runs one inference on a silent record, once; readiness waits for it.
+    pub fn warm_up(&self) -> Result<(), EngineError> {
+        self.warmed
+            .get_or_init(|| {
+                let zeros = vec![0.0; self.card.signal_length];
+                self.engine
+                    .predict_batch(&[&zeros], self.card.num_classes(), 1)
+                    .map(drop)
+            })
+            .clone()
+    }
+
+    pub fn backend(&self) -> BackendInfo {
+        self.engine.backend()
+    }
+
+    fn limits(&self, config: &Config) -> Limits {
+        Limits {
+            signal_length: self.card.signal_length,
+            classes: self.card.num_classes(),
+            max_batch_size: config.max_batch_size,
+        }
+    }
+}
+
+/// Where handlers get models from. The component loads lazily (or from a pre-initialised
+/// snapshot); tests hand in fixed models.
+pub trait ModelStore {
+    /// The model called `name`, loading it on first use; `Err` says why it is unavailable.
+    fn get(&self, name: &str) -> Result<&ServedModel, String>;
+}
+
+pub struct App<'a> {
+    pub config: &'a Config,
+    pub models: &'a dyn ModelStore,
+}
+
+type Handler = fn(&App, &Request) -> Response;
+
+struct Route {
+    method: &'static str,
+    path: &'static str,
+    /// Whether the API key (when configured) is required.
+    protected: bool,
+    handler: Handler,
+}
+
+const ROUTES: &[Route] = &[
+    Route {
+        method: "GET",
+        path: "/",
+        protected: false,
+        handler: welcome,
+    },
+    Route {
+        method: "GET",
+        path: "/health",
+        protected: false,
+        handler: health,
+    },
+    Route {
+        method: "GET",
+        path: "/health/live",
+        protected: false,
+        handler: live,
+    },
+    Route {
+        method: "GET",
+        path: "/health/ready",
+        protected: false,
+        handler: ready,
+    },
+    Route {
+        method: "GET",
+        path: "/model/info",
+        protected: true,
+        handler: model_info,
+    },
+    Route {
+        method: "POST",
+        path: "/predict",
+        protected: true,
+        handler: predict_one,
+    },
+    Route {
+        method: "POST",
+        path: "/predict/batch",
+        protected: true,
+        handler: predict_batch,
+    },
+];
+
+/// Answers one request.
+pub fn handle(app: &App, req: &Request) -> Response {
+    let path = normalize(req.path);
+    let mut path_known = false;
+    for route in ROUTES.iter().filter(|r| r.path == path) {
+        path_known = true;
+        let method_matches =
+            route.method == req.method || (route.method == "GET" && req.method == "HEAD");
+        if method_matches {
+            if route.protected && !authorized(app.config, req) {
+                return http_error(401, "Invalid or missing API key");
+            }
+            return (route.handler)(app, req);
+        }
+    }
+    if path_known {
+        errors::method_not_allowed()
+    } else {
+        errors::not_found()
+    }
+}
+
+/// What every route but liveness answers when the configuration is invalid.
+pub fn handle_config_error(err: &ConfigError, req: &Request) -> Response {
+    if normalize(req.path) == "/health/live" {
+        return live_response();
+    }
+    http_error(500, &format!("Invalid configuration: {err}"))
+}
+
+fn normalize(path: &str) -> &str {
+    let trimmed = path.trim_end_matches('/');
+    if trimmed.is_empty() {
+        "/"
+    } else {
+        trimmed
+    }
+}
+
+/// `X-API-Key: <key>` or `Authorization: Bearer <key>`, compared in constant time.
+fn authorized(config: &Config, req: &Request) -> bool {
+    let Some(expected) = config.api_key.as_deref() else {
+        return true;
+    };
+    let presented = req
+        .header("x-api-key")
+        .or_else(|| {
+            req.header("authorization")
+                .and_then(|v| v.strip_prefix("Bearer "))
+        })
+        .unwrap_or("");
+    bool::from(presented.as_bytes().ct_eq(expected.as_bytes()))
+}
+
+fn welcome(_: &App, _: &Request) -> Response {
+    Response::json(
+        200,
+        &json!({
+            "message": "Bearing Fault Diagnosis API (pfd-edge)",
+            "version": VERSION,
+            "docs": "/openapi.json",
+            "health": "/health",
+        }),
+    )
+}
+
+fn health(app: &App, _: &Request) -> Response {
+    let model = app.models.get(&app.config.default_model);
+    let loaded = model.is_ok();
+    let status = if !loaded && app.config.strict_health {
+        503
+    } else {
+        200
+    };
+    Response::json(
+        status,
+        &json!({
+            "status": if loaded { "healthy" } else { "unhealthy" },
+            "timestamp": timefmt::now(),
+            "model_loaded": loaded,
+            "device": model.map(|m| m.backend().to_string()).unwrap_or_else(|_| "none".into()),
+            "version": VERSION,
+        }),
+    )
+}
+
+fn live_response() -> Response {
+    Response::json(200, &json!({"status": "alive"}))
+}
+
+fn live(_: &App, _: &Request) -> Response {
+    live_response()
+}
+
+fn ready(app: &App, _: &Request) -> Response {
+    let name = &app.config.default_model;
+    let outcome = app
+        .models
+        .get(name)
+        .and_then(|m| m.warm_up().map(|()| m).map_err(|e| e.to_string()));
+    match outcome {
+        Ok(m) => Response::json(
+            200,
+            &json!({"status": "ready", "model": name, "device": m.backend().to_string()}),
+        ),
+        Err(reason) => Response::json(
+            503,
+            &json!({"status": "not ready", "model": name, "reason": reason}),
+        ),
+    }
+}
+
+fn model_info(app: &App, _: &Request) -> Response {
+    let Ok(m) = app.models.get(&app.config.default_model) else {
+        return http_error(503, "Model not loaded");
+    };
+    let card = &m.card;
+    let class_names: serde_json::Map<String, serde_json::Value> = card
+        .class_names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (i.to_string(), json!(n)))
+        .collect();
+    Response::json(
+        200,
+        &json!({
+            "model_name": card.name,
+            "model_version": card.version,
+            "model_type": card.model_type,
+            "num_classes": card.num_classes(),
+            "input_shape": [1, 1, card.signal_length],
+            "sample_rate_hz": card.sample_rate_hz,
+            "num_parameters": card.num_parameters,
+            "model_size_mb": m.file_size_bytes as f64 / 1_048_576.0,
+            "class_names": class_names,
+            "backend": m.backend().backend,
+            "device": m.backend().to_string(),
+        }),
+    )
+}
+
+/// Runs `signals` through the default model; `Err` is the response to send.
+fn infer(app: &App, m: &ServedModel, signals: &[&[f32]]) -> Result<(Vec<Vec<f32>>, f64), Response> {
+    let start = Instant::now();
+    let logits = m
+        .engine
+        .predict_batch(signals, m.card.num_classes(), app.config.engine_batch_size)
+        .map_err(|e| http_error(500, &format!("Inference failed: {e}")))?;
+    Ok((logits, start.elapsed().as_secs_f64() * 1e3))
+}
+
+fn prediction(
+    m: &ServedModel,
+    logits: &[f32],
+    probabilities: bool,
+    top_k: Option<usize>,
+    ms: f64,
+) -> PredictionResponse {
+    let d = decide(logits);
+    PredictionResponse {
+        predicted_class: d.class,
+        class_name: m.card.class_names[d.class].clone(),
+        confidence: d.confidence,
+        probabilities: probabilities.then(|| d.named(&m.card.class_names, top_k)),
+        inference_time_ms: ms,
+        timestamp: timefmt::now(),
+    }
+}
+
+fn predict_one(app: &App, req: &Request) -> Response {
+    let Ok(m) = app.models.get(&app.config.default_model) else {
+        return http_error(503, "Model not loaded");
+    };
+    let body = match predict::parse_predict(req.body, &m.limits(app.config)) {
+        Ok(b) => b,
+        Err(rejection) => return rejection.into_response(),
+    };
+    match infer(app, m, &[&body.signal]) {
+        Ok((logits, ms)) => Response::json(
+            200,
+            &prediction(
+                m,
+                &logits[0],
+                body.return_probabilities,
+                body.return_top_k,
+                ms,
+            ),
+        ),
+        Err(response) => response,
+    }
+}
+
+fn predict_batch(app: &App, req: &Request) -> Response {
+    let Ok(m) = app.models.get(&app.config.default_model) else {
+        return http_error(503, "Model not loaded");
+    };
+    let body = match predict::parse_batch(req.body, &m.limits(app.config)) {
+        Ok(b) => b,
+        Err(rejection) => return rejection.into_response(),
+    };
+    let signals: Vec<&[f32]> = body.signals.iter().map(Vec::as_slice).collect();
+    let (logits, total_ms) = match infer(app, m, &signals) {
+        Ok(r) => r,
+        Err(response) => return response,
+    };
+    let n = signals.len();
+    let each_ms = total_ms / n as f64;
+    Response::json(
+        200,
+        &BatchPredictionResponse {
+            predictions: logits
+                .iter()
+                .map(|l| prediction(m, l, body.return_probabilities, body.return_top_k, each_ms))
+                .collect(),
+            batch_size: n,
+            total_inference_time_ms: total_ms,
+            average_inference_time_ms: each_ms,
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::testing::MeanEngine;
+    use serde_json::Value;
+    use std::collections::BTreeMap;
+
+    struct Fixed(Option<ServedModel>);
+    impl ModelStore for Fixed {
+        fn get(&self, name: &str) -> Result<&ServedModel, String> {
+            self.0
+                .as_ref()
+                .filter(|m| m.card.name == name)
+                .ok_or_else(|| format!("no model {name}"))
+        }
+    }
+
+    fn model() -> ServedModel {
+        let mut card = ModelCard::fallback("bearing-lstm");
+        card.signal_length = 8;
+        ServedModel::new(
+            card,
+            Box::new(MeanEngine {
+                classes: 11,
+                ..Default::default()
+            }),
+            2_097_152,
+        )
+    }
+
+    fn config(extra: &[(&str, &str)]) -> Config {
+        let vars: BTreeMap<String, String> = extra
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_vars(&vars).unwrap()
+    }
+
+    fn call(
+        cfg: &Config,
+        store: &dyn ModelStore,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> (u16, Value) {
+        let headers: Vec<(String, String)> = headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let r = handle(
+            &App {
+                config: cfg,
+                models: store,
+            },
+            &Request {
+                method,
+                path,
+                headers: &headers,
+                body: body.as_bytes(),
+            },
+        );
+        (r.status, serde_json::from_slice(&r.body).unwrap())
+    }
+
+    #[test]
+    fn predict_answers_the_contract() {
+        let (cfg, store) = (config(&[]), Fixed(Some(model())));
+        let (s, b) = call(
+            &cfg,
+            &store,
+            "POST",
+            "/predict",
+            &[],
+            r#"{"signal":[3,3,3,3,3,3,3,3],"return_top_k":2}"#,
+        );
+        assert_eq!(s, 200, "{b}");
+        assert_eq!(b["predicted_class"], 3);
+        assert_eq!(b["class_name"], "Bearing Clearance");
+        let probs = b["probabilities"].as_object().unwrap();
+        assert_eq!(probs.len(), 2);
+        assert_eq!(probs.keys().next().unwrap(), "Bearing Clearance");
+        assert_eq!(b["confidence"], probs["Bearing Clearance"]);
+        let (_, b) = call(
+            &cfg,
+            &store,
+            "POST",
+            "/predict",
+            &[],
+            r#"{"signal":[0,0,0,0,0,0,0,0],"return_probabilities":false}"#,
+        );
+        assert_eq!(b["probabilities"], Value::Null);
+    }
+
+    #[test]
+    fn batch_splits_time_and_predicts_each() {
+        let (cfg, store) = (config(&[("PFD_BATCH_SIZE", "2")]), Fixed(Some(model())));
+        let (s, b) = call(
+            &cfg,
+            &store,
+            "POST",
+            "/predict/batch",
+            &[],
+            r#"{"signals":[[1,1,1,1,1,1,1,1],[2,2,2,2,2,2,2,2],[7,7,7,7,7,7,7,7]]}"#,
+        );
+        assert_eq!(s, 200, "{b}");
+        assert_eq!(b["batch_size"], 3);
+        let classes: Vec<_> = b["predictions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["predicted_class"].as_u64().unwrap())
+            .collect();
+        assert_eq!(classes, [1, 2, 7]);
+        let total = b["total_inference_time_ms"].as_f64().unwrap();
+        assert!((b["average_inference_time_ms"].as_f64().unwrap() - total / 3.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn auth_routing_and_model_states() {
+        let store = Fixed(Some(model()));
+        let cfg = config(&[("PFD_API_KEY", "s3cret")]);
+        assert_eq!(call(&cfg, &store, "GET", "/model/info", &[], "").0, 401);
+        assert_eq!(
+            call(
+                &cfg,
+                &store,
+                "GET",
+                "/model/info",
+                &[("x-api-key", "nope")],
+                ""
+            )
+            .0,
+            401
+        );
+        assert_eq!(
+            call(
+                &cfg,
+                &store,
+                "GET",
+                "/model/info",
+                &[("x-api-key", "s3cret")],
+                ""
+            )
+            .0,
+            200
+        );
+        assert_eq!(
+            call(
+                &cfg,
+                &store,
+                "GET",
+                "/model/info",
+                &[("authorization", "Bearer s3cret")],
+                ""
+            )
+            .0,
+            200
+        );
+        // Auth comes before the body: a bad body without a key is a 401, not a 422.
+        assert_eq!(call(&cfg, &store, "POST", "/predict", &[], "{").0, 401);
+        assert_eq!(call(&cfg, &store, "GET", "/health", &[], "").0, 200);
+        assert_eq!(
+            call(&cfg, &store, "GET", "/nope", &[], "").1,
+            serde_json::json!({"detail": "Not Found"})
+        );
+        assert_eq!(call(&cfg, &store, "GET", "/predict", &[], "").0, 405);
+        assert_eq!(call(&cfg, &store, "DELETE", "/health", &[], "").0, 405);
+        let (_, info) = call(
+            &cfg,
+            &store,
+            "GET",
+            "/model/info/",
+            &[("x-api-key", "s3cret")],
+            "",
+        );
+        assert_eq!(info["class_names"]["10"], "Cavitation + Clearance");
+        assert_eq!(info["model_size_mb"], 2.0);
+
+        let empty = Fixed(None);
+        let cfg = config(&[]);
+        let (s, h) = call(&cfg, &empty, "GET", "/health", &[], "");
+        assert_eq!(
+            (s, h["status"].as_str(), h["model_loaded"].as_bool()),
+            (200, Some("unhealthy"), Some(false))
+        );
+        assert_eq!(
+            call(
+                &config(&[("PFD_STRICT_HEALTH", "1")]),
+                &empty,
+                "GET",
+                "/health",
+                &[],
+                ""
+            )
+            .0,
+            503
+        );
+        assert_eq!(call(&cfg, &empty, "GET", "/health/ready", &[], "").0, 503);
+        assert_eq!(call(&cfg, &empty, "GET", "/health/live", &[], "").0, 200);
+        let (s, e) = call(&cfg, &empty, "POST", "/predict", &[], "{}");
+        assert_eq!((s, e["error"].as_str()), (503, Some("Model not loaded")));
+        assert_eq!(call(&cfg, &store, "GET", "/health/ready", &[], "").0, 200);
+    }
+}

@@ -1,0 +1,431 @@
+//! Command line and configuration: every flag is also an environment variable.
+//!
+//! Precedence, highest first: **flag > environment variable > `.env` file > built-in default**.
+//! clap reads the flag and then the environment variable named in `env = …`; the `.env` file is
+//! loaded into the process environment *before* parsing, without overriding variables that are
+//! already set ([`load_dotenv`]), which gives exactly that order with one mechanism. Twelve-factor
+//! style: a container sets `PFD_*` variables, a developer keeps them in `.env`, a one-off run passes
+//! flags.
+//!
+//! Every limit is explicit here, with its default and the reason for it, so that `--help` is the
+//! reference for operators. Sizes accept `K`/`M`/`G` (powers of 1000) and `KiB`/`MiB`/`GiB`
+//! (powers of 1024) suffixes; durations are milliseconds.
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Default listen address: loopback only, so a bare `pfd-host serve` never exposes the service;
+/// containers set `PFD_LISTEN=0.0.0.0:3000`.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:3000";
+
+/// Serve the pfd-edge component (a `wasi:http/proxy` component described by a Spin manifest).
+#[derive(Debug, Parser)]
+#[command(name = "pfd-host", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Log format: human-readable lines or one JSON object per line. Filter with RUST_LOG
+    /// (default `info`).
+    #[arg(long, env = "PFD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human, global = true)]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines (the default).
+    Human,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+/// Subcommands. `serve` is the server; the others are tools around it.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the component over HTTP.
+    Serve(ServeArgs),
+    /// GET a health URL; exit 0 on HTTP 200, 1 otherwise (for container HEALTHCHECKs).
+    Healthcheck(HealthcheckArgs),
+    // Later: `bench`, `model validate|compare`, `config` (print the effective configuration).
+}
+
+/// `pfd-host serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "PFD_LISTEN", default_value = DEFAULT_LISTEN)]
+    pub listen: SocketAddr,
+
+    /// Spin manifest (spin.toml, manifest version 2) naming the component, its files and its
+    /// environment. Relative paths inside it resolve against its directory.
+    #[arg(long, env = "PFD_MANIFEST", default_value = "spin.toml")]
+    pub manifest: PathBuf,
+
+    /// Component to serve instead of the manifest's `source` (the manifest's files, environment
+    /// and route still apply when the manifest exists).
+    #[arg(long, env = "PFD_COMPONENT")]
+    pub component: Option<PathBuf>,
+
+    /// Extra guest environment variable `KEY=VALUE` (repeatable); wins over the manifest and the
+    /// host environment.
+    #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub guest_env: Vec<(String, String)>,
+
+    /// Largest accepted request body. Why 256 MiB: a full `/predict/batch` (128 records of 102400
+    /// floats) is ~130 MB of JSON, and a limit must not reject the API's own largest request.
+    /// Requests announcing more (Content-Length) get 413 before any instance is created; streamed
+    /// bodies are counted and cut at the limit.
+    #[arg(long, env = "PFD_MAX_BODY_BYTES", default_value = "256MiB", value_parser = parse_size)]
+    pub max_body_bytes: u64,
+
+    /// Deadline for one request, from arrival to the guest's response (queueing included).
+    /// Enforced inside the guest by epoch interruption, so a runaway computation is stopped too;
+    /// answered with 504.
+    #[arg(long, env = "PFD_REQUEST_TIMEOUT_MS", default_value_t = 30_000, value_parser = parse_nonzero_ms)]
+    pub request_timeout_ms: u64,
+
+    /// Most requests served at once (= live component instances = pooling-allocator slots). More
+    /// requests wait for a slot, up to the queue timeout.
+    #[arg(long, env = "PFD_MAX_CONCURRENCY", default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub max_concurrency: u32,
+
+    /// How long a request may wait for a free slot before it gets 503 (with `Retry-After`).
+    /// Why bounded: an unbounded queue turns overload into timeouts for everyone; a quick 503 lets a
+    /// load balancer retry elsewhere.
+    #[arg(long, env = "PFD_QUEUE_TIMEOUT_MS", default_value_t = 5_000)]
+    pub queue_timeout_ms: u64,
+
+    /// Most linear memory one instance may grow to. Why 1 GiB: a full batch needs the ~130 MB body,
+    /// its decoded floats (~52 MB) and the model's tensors, with room to spare; a runaway guest
+    /// fails its own request instead of starving the host.
+    #[arg(long, env = "PFD_MAX_INSTANCE_MEMORY_BYTES", default_value = "1GiB", value_parser = parse_size)]
+    pub max_instance_memory_bytes: u64,
+
+    /// On SIGTERM/SIGINT: stop accepting, then give in-flight requests this long to finish.
+    /// Why 25 s: below Kubernetes' default 30 s termination grace, so pods exit cleanly.
+    #[arg(long, env = "PFD_SHUTDOWN_GRACE_MS", default_value_t = 25_000)]
+    pub shutdown_grace_ms: u64,
+
+    /// Directory for compiled components (`<sha256>.cwasm`). Default:
+    /// `$XDG_CACHE_HOME/pfd-edge/compiled`, else `~/.cache/pfd-edge/compiled`.
+    #[arg(long, env = "PFD_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+
+    /// Compile the component at every start instead of using the compiled-artifact cache.
+    #[arg(long, env = "PFD_NO_CACHE")]
+    pub no_cache: bool,
+}
+
+impl ServeArgs {
+    /// The per-request deadline.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+    /// The bounded wait for a free instance slot.
+    pub fn queue_timeout(&self) -> Duration {
+        Duration::from_millis(self.queue_timeout_ms)
+    }
+    /// The graceful-shutdown grace period.
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_millis(self.shutdown_grace_ms)
+    }
+    /// The compiled-artifact cache directory, or `None` when caching is off or no home is known.
+    pub fn effective_cache_dir(&self) -> Option<PathBuf> {
+        if self.no_cache {
+            return None;
+        }
+        self.cache_dir.clone().or_else(|| {
+            default_cache_dir(
+                std::env::var_os("XDG_CACHE_HOME").map(PathBuf::from),
+                std::env::var_os("HOME").map(PathBuf::from),
+            )
+        })
+    }
+}
+
+/// `$XDG_CACHE_HOME/pfd-edge/compiled`, else `$HOME/.cache/pfd-edge/compiled`.
+pub fn default_cache_dir(
+    xdg_cache_home: Option<PathBuf>,
+    home: Option<PathBuf>,
+) -> Option<PathBuf> {
+    let base = xdg_cache_home
+        .filter(|p| p.is_absolute())
+        .or_else(|| home.map(|h| h.join(".cache")))?;
+    Some(base.join("pfd-edge").join("compiled"))
+}
+
+/// `pfd-host healthcheck`.
+#[derive(Debug, Clone, Args)]
+pub struct HealthcheckArgs {
+    /// URL to GET (http only). Default: `/health/ready` on the port of PFD_LISTEN (or 3000), via
+    /// loopback.
+    #[arg(long, env = "PFD_HEALTHCHECK_URL")]
+    pub url: Option<String>,
+
+    /// Give up after this long (connect + response).
+    #[arg(long, env = "PFD_HEALTHCHECK_TIMEOUT_MS", default_value_t = 3_000)]
+    pub timeout_ms: u64,
+}
+
+impl HealthcheckArgs {
+    /// The URL to probe: `--url`, else derived from `PFD_LISTEN`, so a container that moves the
+    /// port needs no second setting.
+    pub fn effective_url(&self) -> String {
+        if let Some(url) = &self.url {
+            return url.clone();
+        }
+        let listen = std::env::var("PFD_LISTEN").unwrap_or_else(|_| DEFAULT_LISTEN.to_string());
+        default_health_url(&listen)
+    }
+}
+
+/// `http://<loopback>:<port>/health/ready` for a listen address; an unspecified address
+/// (0.0.0.0 / ::) is probed on loopback.
+pub fn default_health_url(listen: &str) -> String {
+    match listen.parse::<SocketAddr>() {
+        Ok(addr) => {
+            let host = match addr {
+                SocketAddr::V4(a) if a.ip().is_unspecified() => "127.0.0.1".to_string(),
+                SocketAddr::V4(a) => a.ip().to_string(),
+                SocketAddr::V6(a) if a.ip().is_unspecified() => "[::1]".to_string(),
+                SocketAddr::V6(a) => format!("[{}]", a.ip()),
+            };
+            format!("http://{host}:{}/health/ready", addr.port())
+        }
+        Err(_) => "http://127.0.0.1:3000/health/ready".to_string(),
+    }
+}
+
+/// Loads `.env` from the working directory (or `path`) into the process environment without
+/// overriding variables already set. Returns the file loaded, if any. A malformed `.env` is an
+/// error (a silently ignored typo in a secret is worse than a failed start).
+pub fn load_dotenv(path: Option<&Path>) -> Result<Option<PathBuf>> {
+    let result = match path {
+        Some(p) => dotenvy::from_path(p).map(|_| p.to_path_buf()),
+        None => dotenvy::dotenv(),
+    };
+    match result {
+        Ok(p) => Ok(Some(p)),
+        Err(e) if e.not_found() => Ok(None),
+        Err(e) => Err(e).context("cannot load .env"),
+    }
+}
+
+/// Parses `KEY=VALUE`.
+pub fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("expected KEY=VALUE, got {s:?}")),
+    }
+}
+
+fn parse_nonzero_ms(s: &str) -> Result<u64, String> {
+    match s.trim().parse::<u64>() {
+        Ok(0) => Err("must be greater than 0".into()),
+        Ok(v) => Ok(v),
+        Err(e) => Err(format!("{s:?}: {e}")),
+    }
+}
+
+/// Parses a byte size: `1048576`, `512K`, `256MiB`, `1GiB`, `1.5G`.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    parse_size_inner(s).map_err(|e| format!("{e:#}"))
+}
+
+fn parse_size_inner(s: &str) -> Result<u64> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    if num.is_empty() {
+        bail!("{s:?} is not a size (e.g. 1048576, 512KiB, 256MiB, 1GiB)");
+    }
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1_000,
+        "m" | "mb" => 1_000_000,
+        "g" | "gb" => 1_000_000_000,
+        "ki" | "kib" => 1 << 10,
+        "mi" | "mib" => 1 << 20,
+        "gi" | "gib" => 1 << 30,
+        other => bail!("{s:?}: unknown size unit {other:?} (use K, M, G, KiB, MiB or GiB)"),
+    };
+    let value: f64 = num
+        .parse()
+        .with_context(|| format!("{s:?} is not a size"))?;
+    let bytes = value * mult as f64;
+    if !bytes.is_finite() || bytes < 1.0 || bytes > u64::MAX as f64 {
+        bail!("{s:?} is out of range");
+    }
+    Ok(bytes as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// Tests touching the process environment run one at a time.
+    static ENV_LOCK: Mutex<()> = Mutex::new(());
+
+    const VARS: &[&str] = &[
+        "PFD_LISTEN",
+        "PFD_MANIFEST",
+        "PFD_MAX_BODY_BYTES",
+        "PFD_REQUEST_TIMEOUT_MS",
+        "PFD_MAX_CONCURRENCY",
+        "PFD_LOG_FORMAT",
+        "PFD_CACHE_DIR",
+        "PFD_NO_CACHE",
+        "PFD_COMPONENT",
+    ];
+
+    fn clear() {
+        for v in VARS {
+            std::env::remove_var(v);
+        }
+    }
+
+    fn serve(args: &[&str]) -> (Cli, ServeArgs) {
+        let cli = Cli::try_parse_from(["pfd-host"].iter().chain(args)).unwrap();
+        let Command::Serve(s) = &cli.command else {
+            panic!("not serve")
+        };
+        let s = s.clone();
+        (cli, s)
+    }
+
+    #[test]
+    fn defaults() {
+        let _g = ENV_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        clear();
+        let (cli, s) = serve(&["serve"]);
+        assert_eq!(cli.log_format, LogFormat::Human);
+        assert_eq!(s.listen, DEFAULT_LISTEN.parse().unwrap());
+        assert_eq!(s.manifest, PathBuf::from("spin.toml"));
+        assert_eq!(s.component, None);
+        assert_eq!(s.max_body_bytes, 256 << 20);
+        assert_eq!(s.request_timeout(), Duration::from_secs(30));
+        assert_eq!(s.max_concurrency, 128);
+        assert_eq!(s.max_instance_memory_bytes, 1 << 30);
+        assert!(!s.no_cache);
+    }
+
+    #[test]
+    fn flag_beats_env_beats_dotenv_beats_default() {
+        let _g = ENV_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        clear();
+        let dir = tempfile::tempdir().unwrap();
+        let dotenv = dir.path().join(".env");
+        std::fs::write(
+            &dotenv,
+            "PFD_LISTEN=127.0.0.1:4001\nPFD_MAX_CONCURRENCY=7\nPFD_REQUEST_TIMEOUT_MS=1111\nPFD_LOG_FORMAT=json\n",
+        )
+        .unwrap();
+        // The process environment already has two of them: .env must not override those.
+        std::env::set_var("PFD_LISTEN", "127.0.0.1:4002");
+        std::env::set_var("PFD_MAX_CONCURRENCY", "9");
+        assert_eq!(load_dotenv(Some(&dotenv)).unwrap(), Some(dotenv.clone()));
+
+        let (cli, s) = serve(&["serve", "--listen", "127.0.0.1:4003"]);
+        assert_eq!(s.listen, "127.0.0.1:4003".parse().unwrap(), "flag wins");
+        assert_eq!(s.max_concurrency, 9, "env beats .env");
+        assert_eq!(s.request_timeout_ms, 1111, ".env beats default");
+        assert_eq!(
+            cli.log_format,
+            LogFormat::Json,
+            ".env applies to global flags"
+        );
+        assert_eq!(s.max_body_bytes, 256 << 20, "default");
+
+        let (_, s) = serve(&["serve"]);
+        assert_eq!(
+            s.listen,
+            "127.0.0.1:4002".parse().unwrap(),
+            "env beats .env"
+        );
+        clear();
+    }
+
+    #[test]
+    fn invalid_settings_fail_naming_the_setting() {
+        let _g = ENV_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        clear();
+        std::env::set_var("PFD_MAX_BODY_BYTES", "lots");
+        let err = Cli::try_parse_from(["pfd-host", "serve"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("max-body-bytes") && err.contains("lots"),
+            "{err}"
+        );
+        clear();
+        let err = Cli::try_parse_from(["pfd-host", "serve", "--request-timeout-ms", "0"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("request-timeout-ms"), "{err}");
+        let err = Cli::try_parse_from(["pfd-host", "serve", "--max-concurrency", "0"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("max-concurrency"), "{err}");
+        let err = Cli::try_parse_from(["pfd-host", "serve", "--env", "=x"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("KEY=VALUE"), "{err}");
+    }
+
+    #[test]
+    fn missing_dotenv_is_fine_malformed_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(
+            load_dotenv(Some(&dir.path().join("nope.env"))).unwrap(),
+            None
+        );
+        let bad = dir.path().join("bad.env");
+        std::fs::write(&bad, "NOT A VALID LINE WITH 'QUOTE\n").unwrap();
+        assert!(load_dotenv(Some(&bad)).is_err());
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("1048576").unwrap(), 1 << 20);
+        assert_eq!(parse_size("256MiB").unwrap(), 256 << 20);
+        assert_eq!(parse_size("1GiB").unwrap(), 1 << 30);
+        assert_eq!(parse_size("1 gib").unwrap(), 1 << 30);
+        assert_eq!(parse_size("512K").unwrap(), 512_000);
+        assert_eq!(parse_size("1.5G").unwrap(), 1_500_000_000);
+        for bad in ["", "MiB", "12XB", "0", "-1", "1e400"] {
+            assert!(parse_size(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn cache_dir_and_health_url_defaults() {
+        assert_eq!(
+            default_cache_dir(Some("/xdg".into()), Some("/home/u".into())),
+            Some(PathBuf::from("/xdg/pfd-edge/compiled"))
+        );
+        assert_eq!(
+            default_cache_dir(Some("relative".into()), Some("/home/u".into())),
+            Some(PathBuf::from("/home/u/.cache/pfd-edge/compiled"))
+        );
+        assert_eq!(default_cache_dir(None, None), None);
+        assert_eq!(
+            default_health_url("0.0.0.0:8080"),
+            "http://127.0.0.1:8080/health/ready"
+        );
+        assert_eq!(
+            default_health_url("[::]:8080"),
+            "http://[::1]:8080/health/ready"
+        );
+        assert_eq!(
+            default_health_url("10.0.0.5:3000"),
+            "http://10.0.0.5:3000/health/ready"
+        );
+    }
+}

@@ -1,0 +1,262 @@
+//! `pfd-host`: the native host of the pfd-edge component.
+//!
+//! A small, purpose-built `wasmtime serve`: it reads the same `spin.toml` that `spin up` reads,
+//! compiles the component once (and caches the machine code on disk), pre-instantiates it, and
+//! serves every HTTP request from a fresh instance on the pooling allocator, under explicit limits —
+//! body size, concurrency, a per-request deadline, memory per instance — with request-id-tagged
+//! logs and a graceful shutdown. See `config` (flags and environment), `manifest` (spin.toml),
+//! `runtime` (wasmtime) and `server` (hyper) for the design of each part.
+
+mod config;
+mod healthcheck;
+mod manifest;
+mod runtime;
+mod server;
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use config::{Cli, Command, LogFormat, ServeArgs};
+use manifest::{AppManifest, GuestEnv, Mount, Route};
+use runtime::{CompileSource, GuestSetup, Runtime, RuntimeOptions};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tracing::{info, warn};
+
+fn main() -> ExitCode {
+    // `.env` first, so that clap sees its values as environment variables (which flags override,
+    // and which never override the real environment).
+    let dotenv = config::load_dotenv(None);
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    match &dotenv {
+        Ok(Some(path)) => info!(path = %path.display(), "loaded .env"),
+        Ok(None) => {}
+        Err(e) => {
+            tracing::error!("{e:#}");
+            return ExitCode::FAILURE;
+        }
+    }
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match cli.command {
+        Command::Serve(args) => match runtime.block_on(serve(args)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!("{e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Healthcheck(args) => {
+            let url = args.effective_url();
+            match runtime.block_on(healthcheck::probe(
+                &url,
+                Duration::from_millis(args.timeout_ms),
+            )) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("unhealthy: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        // Colours only on a terminal: escape codes in a log file or a container log are noise.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+    }
+}
+
+async fn serve(args: ServeArgs) -> Result<()> {
+    let started = Instant::now();
+
+    // What to run: the manifest (if present) and/or an explicit component.
+    let manifest = if args.manifest.is_file() {
+        let m = AppManifest::load(&args.manifest)?;
+        for w in &m.warnings {
+            warn!(manifest = %args.manifest.display(), "{w}");
+        }
+        Some(m)
+    } else if args.component.is_some() {
+        warn!(manifest = %args.manifest.display(), "no manifest: serving the component with no files, no environment, route /...");
+        None
+    } else {
+        bail!(
+            "no manifest at {} (set --manifest / PFD_MANIFEST, or --component / PFD_COMPONENT)",
+            args.manifest.display()
+        );
+    };
+    let component = match (&args.component, &manifest) {
+        (Some(c), _) => c.clone(),
+        (None, Some(m)) => m.source.clone(),
+        (None, None) => unreachable!(),
+    };
+    if !component.is_file() {
+        bail!(
+            "component {} not found (build it first, or point --component / PFD_COMPONENT at it)",
+            component.display()
+        );
+    }
+    let route = manifest
+        .as_ref()
+        .map(|m| m.route.clone())
+        .unwrap_or(Route::Prefix(String::new()));
+
+    // What the guest sees.
+    let empty = Default::default();
+    let guest_env = GuestEnv::resolve(
+        manifest.as_ref().map(|m| &m.environment).unwrap_or(&empty),
+        |k| std::env::var(k).ok(),
+        &args.guest_env,
+    );
+    if !guest_env.overridden.is_empty() {
+        // Names only: values may be secrets.
+        info!(keys = ?guest_env.overridden, "guest environment overridden from the host");
+    }
+    let mounts = manifest
+        .as_ref()
+        .map(|m| m.mounts.clone())
+        .unwrap_or_default();
+    let mut preopens = Vec::new();
+    for mount in &mounts {
+        if let Mount::Dir { host, guest } = mount {
+            if !host.is_dir() {
+                bail!("files: {} (for {guest}) is not a directory", host.display());
+            }
+            preopens.push((host.clone(), guest.clone()));
+        }
+    }
+    // Glob `files` entries are copied once into a staging directory mounted at `/`; it lives as long
+    // as the server (removed on exit).
+    let staging = if mounts.iter().any(|m| matches!(m, Mount::Glob { .. })) {
+        let dir = tempfile::Builder::new()
+            .prefix("pfd-host-files-")
+            .tempdir()
+            .context("creating the staging directory for `files` globs")?;
+        let n = manifest::stage_globs(&mounts, dir.path())?;
+        info!(files = n, dir = %dir.path().display(), "staged files for the guest");
+        preopens.push((dir.path().to_path_buf(), "/".to_string()));
+        Some(dir)
+    } else {
+        None
+    };
+    for (host, guest) in &preopens {
+        info!(host = %host.display(), guest = %guest, "guest mount (read-only)");
+    }
+
+    // Bind before compiling: a busy port should fail in milliseconds, not after a cold compile.
+    let listener = server::bind(args.listen)?;
+
+    let opts = RuntimeOptions {
+        max_instances: args.max_concurrency,
+        max_instance_memory: args.max_instance_memory_bytes,
+        cache_dir: args.effective_cache_dir(),
+    };
+    info!(component = %component.display(), cache_dir = ?opts.cache_dir, "loading component");
+    let setup = GuestSetup {
+        env: guest_env.vars,
+        preopens,
+    };
+    let load_path = component.clone();
+    let (rt, report) =
+        tokio::task::spawn_blocking(move || Runtime::load(&load_path, setup, &opts)).await??;
+    let (how, artifact) = match &report.source {
+        CompileSource::CacheHit(p) => ("cache hit", p.display().to_string()),
+        CompileSource::CompiledAndCached(p) => ("compiled and cached", p.display().to_string()),
+        CompileSource::Compiled(why) => ("compiled (not cached)", why.clone().unwrap_or_default()),
+    };
+    info!(
+        component = %component.display(),
+        wasm_bytes = report.wasm_bytes,
+        key = %&report.key[..16],
+        how,
+        artifact = %artifact,
+        compile_ms = report.compile_time.as_millis() as u64,
+        link_ms = report.link_time.as_millis() as u64,
+        pooling = report.pooling,
+        "component ready"
+    );
+
+    let cfg = server::ServerConfig {
+        max_body_bytes: args.max_body_bytes,
+        request_timeout: args.request_timeout(),
+        queue_timeout: args.queue_timeout(),
+        max_concurrency: args.max_concurrency,
+        shutdown_grace: args.shutdown_grace(),
+    };
+    info!(
+        listen = %listener.local_addr()?,
+        route = %route.as_manifest_str(),
+        max_concurrency = cfg.max_concurrency,
+        max_body_bytes = cfg.max_body_bytes,
+        request_timeout_ms = cfg.request_timeout.as_millis() as u64,
+        startup_ms = started.elapsed().as_millis() as u64,
+        "listening on http://{}",
+        listener.local_addr()?
+    );
+
+    let rt = Arc::new(rt);
+    let serving = server::serve(listener, rt.clone(), route, cfg, shutdown_signal());
+    tokio::pin!(serving);
+    // A second signal while draining ends the process at once.
+    tokio::select! {
+        r = &mut serving => r?,
+        _ = async { shutdown_signal().await; shutdown_signal().await } => {
+            warn!("second signal: exiting without waiting for in-flight requests");
+            return Ok(());
+        }
+    }
+    drop(staging);
+    info!("stopped");
+    Ok(())
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM (what container runtimes send).
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(e) => {
+                warn!("cannot listen for SIGTERM: {e}");
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        let name = tokio::select! {
+            _ = tokio::signal::ctrl_c() => "SIGINT",
+            _ = term.recv() => "SIGTERM",
+        };
+        info!(signal = name, "shutdown requested");
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        info!("shutdown requested");
+    }
+}

@@ -1,0 +1,624 @@
+//! The HTTP server: accept loop, admission limits, per-request deadline, graceful shutdown.
+//!
+//! Each request goes through the same short pipeline, cheapest checks first so that a request
+//! that will be refused costs no instance:
+//!
+//! 1. **request id** — the client's `X-Request-Id` (if sane) or a generated one; returned in the
+//!    response and attached to every log line of the request, guest output included;
+//! 2. **route** — the manifest's `[[trigger.http]] route`; anything else is 404 without touching the
+//!    guest;
+//! 3. **body size** — a `Content-Length` over the limit is 413 before anything is read or
+//!    instantiated; a streamed (chunked) body is counted as the guest reads it and cut at the
+//!    limit, which also ends in 413;
+//! 4. **admission** — a semaphore with one permit per instance slot (= `--max-concurrency`); a
+//!    request waits for a permit at most `--queue-timeout-ms`, then gets 503 with `Retry-After`;
+//! 5. **the guest** — a fresh instance in a fresh store, run on its own task, raced against the
+//!    request deadline. The deadline is enforced twice: inside the guest by epoch interruption (a
+//!    busy guest traps) and around it by a timer (a guest waiting on I/O is dropped). Either way
+//!    the client gets 504; a trap of any other kind gets 500, and the server carries on — one
+//!    instance's failure cannot affect another's memory.
+//!
+//! Errors produced by the host use the same JSON shape as the guest's HTTP errors
+//! (`{"error", "detail": "<status>: <error>", "timestamp"}`), so clients need one error decoder.
+//!
+//! **Shutdown** (SIGTERM/SIGINT): stop accepting; ask every connection to finish its current
+//! request and close (no new keep-alive requests); wait up to the grace period for connections and
+//! for every guest task (by reacquiring all instance permits); then return so `main` exits 0.
+//!
+//! Host-served routes (the `/metrics` endpoint of a later issue) belong in [`dispatch`], before the
+//! route check.
+
+use crate::manifest::Route;
+use crate::runtime::Runtime;
+use anyhow::Result;
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response, StatusCode};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tracing::{info, warn, Instrument};
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+
+/// Response body type: the guest's streaming body, or a host-made JSON error.
+pub type Body = UnsyncBoxBody<Bytes, wasmtime_wasi_http::Error>;
+
+/// Limits and timeouts of the server (from `pfd-host serve` flags).
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Largest request body accepted.
+    pub max_body_bytes: u64,
+    /// Deadline per request, from arrival.
+    pub request_timeout: Duration,
+    /// Longest wait for a free instance slot.
+    pub queue_timeout: Duration,
+    /// Instance slots (must equal the runtime's pool size).
+    pub max_concurrency: u32,
+    /// Grace period for in-flight requests at shutdown.
+    pub shutdown_grace: Duration,
+}
+
+/// Why 30 s: a client must send its request head within this time (slow-loris protection); idle
+/// keep-alive connections are closed after it too, which clients handle by reconnecting.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why 1 024: the kernel's accept queue only needs to absorb bursts between two `accept` calls;
+/// admission control happens per request, after accept.
+const LISTEN_BACKLOG: u32 = 1024;
+
+/// Binds the listening socket (separately from [`serve`], so a caller can bind port 0 and learn
+/// the port, and so bind errors surface before the component is compiled).
+pub fn bind(addr: SocketAddr) -> Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    // Why: a restarted server can rebind while old connections sit in TIME_WAIT.
+    socket.set_reuseaddr(true)?;
+    socket
+        .bind(addr)
+        .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
+    Ok(socket.listen(LISTEN_BACKLOG)?)
+}
+
+struct Shared {
+    runtime: Arc<Runtime>,
+    route: Route,
+    cfg: ServerConfig,
+    slots: Arc<Semaphore>,
+    ids: RequestIds,
+    local_addr: SocketAddr,
+}
+
+/// Serves until `shutdown` resolves, then drains (see the module docs).
+pub async fn serve(
+    listener: TcpListener,
+    runtime: Arc<Runtime>,
+    route: Route,
+    cfg: ServerConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<()> {
+    let local_addr = listener.local_addr()?;
+    let shared = Arc::new(Shared {
+        runtime,
+        route,
+        slots: Arc::new(Semaphore::new(cfg.max_concurrency as usize)),
+        cfg,
+        ids: RequestIds::new(),
+        local_addr,
+    });
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .keep_alive(true);
+
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, client) = tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // EMFILE and friends: back off briefly instead of spinning.
+                    warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        // Why: responses are written in few, small chunks; Nagle's algorithm would hold the last
+        // one back for up to 40 ms waiting for an ACK.
+        let _ = stream.set_nodelay(true);
+        let shared = shared.clone();
+        let service = hyper::service::service_fn(move |req| {
+            let shared = shared.clone();
+            async move { Ok::<_, Infallible>(handle(shared, req, client).await) }
+        });
+        let conn = http.serve_connection(TokioIo::new(stream), service);
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(client = %client, error = %e, "connection ended with an error");
+            }
+        });
+    }
+
+    drop(listener);
+    let deadline = Instant::now() + shared.cfg.shutdown_grace;
+    info!(
+        grace_ms = shared.cfg.shutdown_grace.as_millis() as u64,
+        "shutting down: no new connections; finishing in-flight requests"
+    );
+    if tokio::time::timeout_at(deadline.into(), graceful.shutdown())
+        .await
+        .is_err()
+    {
+        warn!("grace period over with connections still open; closing them");
+    }
+    // Guest tasks can outlive their connection (a client that hung up); wait for them too.
+    let all = shared.cfg.max_concurrency;
+    match tokio::time::timeout_at(deadline.into(), shared.slots.acquire_many(all)).await {
+        Ok(_) => info!("all requests finished"),
+        Err(_) => warn!(
+            in_flight = all as usize - shared.slots.available_permits(),
+            "grace period over with guest instances still running; abandoning them"
+        ),
+    }
+    Ok(())
+}
+
+async fn handle(shared: Arc<Shared>, req: Request<Incoming>, client: SocketAddr) -> Response<Body> {
+    let started = Instant::now();
+    let request_id = shared.ids.for_request(req.headers());
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let span = tracing::info_span!("request", request_id = %request_id);
+    let mut response = dispatch(&shared, req, client, &request_id, started)
+        .instrument(span.clone())
+        .await;
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert("x-request-id", v);
+    }
+    let status = response.status().as_u16();
+    let duration_ms = started.elapsed().as_secs_f64() * 1e3;
+    span.in_scope(|| {
+        info!(target: "pfd_host::access", %method, %path, status, duration_ms = format!("{duration_ms:.3}"), %client, "request");
+    });
+    response
+}
+
+async fn dispatch(
+    shared: &Shared,
+    mut req: Request<Incoming>,
+    client: SocketAddr,
+    request_id: &str,
+    started: Instant,
+) -> Response<Body> {
+    let deadline = started + shared.cfg.request_timeout;
+
+    // (Host-served routes such as /metrics go here.)
+
+    let path = req.uri().path().to_string();
+    let Some(path_info) = shared.route.path_info(&path).map(str::to_string) else {
+        return json_response(StatusCode::NOT_FOUND, r#"{"detail":"Not Found"}"#.into());
+    };
+
+    let limit = shared.cfg.max_body_bytes;
+    if let Some(len) = content_length(&req) {
+        if len > limit {
+            drain_in_background(
+                req.into_body(),
+                len.min(limit.saturating_mul(4)),
+                shared.cfg.request_timeout,
+            );
+            return too_large(limit);
+        }
+    }
+
+    let permit = match tokio::time::timeout(
+        shared
+            .cfg
+            .queue_timeout
+            .min(deadline.saturating_duration_since(Instant::now())),
+        shared.slots.clone().acquire_owned(),
+    )
+    .await
+    {
+        Ok(Ok(p)) => p,
+        Ok(Err(_closed)) => {
+            return http_error(StatusCode::SERVICE_UNAVAILABLE, "Server is shutting down")
+        }
+        Err(_) => {
+            let mut r = http_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Server busy: too many requests in flight, retry later",
+            );
+            r.headers_mut()
+                .insert("retry-after", HeaderValue::from_static("1"));
+            return r;
+        }
+    };
+
+    add_spin_headers(
+        &mut req,
+        &shared.route,
+        &path_info,
+        client,
+        shared.local_addr,
+    );
+
+    let over_limit = Arc::new(AtomicBool::new(false));
+    let flag = over_limit.clone();
+    let req = req.map(move |body| {
+        Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX)).map_err(move |e| {
+            if e.is::<LengthLimitError>() {
+                flag.store(true, Ordering::Relaxed);
+                wasmtime_wasi_http::Error::HttpRequestBodySize(Some(limit))
+            } else {
+                match e.downcast::<hyper::Error>() {
+                    Ok(h) => wasmtime_wasi_http::Error::Hyper(*h),
+                    Err(e) => wasmtime_wasi_http::Error::InternalError(Some(e.to_string())),
+                }
+            }
+        })
+    });
+
+    let outcome = run_guest(shared, req, request_id, deadline, permit).await;
+    // A body cut at the limit makes the guest fail or answer with its own error: either way the
+    // client's problem is the size, so say that.
+    if over_limit.load(Ordering::Relaxed) {
+        return too_large(limit);
+    }
+    match outcome {
+        GuestOutcome::Response(r) => r,
+        GuestOutcome::TimedOut => http_error(StatusCode::GATEWAY_TIMEOUT, "Request timed out"),
+        GuestOutcome::Failed(msg) => {
+            warn!(error = %msg, "guest failed");
+            http_error(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error")
+        }
+    }
+}
+
+enum GuestOutcome {
+    Response(Response<Body>),
+    TimedOut,
+    Failed(String),
+}
+
+async fn run_guest<B>(
+    shared: &Shared,
+    req: Request<B>,
+    request_id: &str,
+    deadline: Instant,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) -> GuestOutcome
+where
+    B: hyper::body::Body<Data = Bytes, Error = wasmtime_wasi_http::Error> + Send + 'static,
+{
+    let runtime = shared.runtime.clone();
+    let mut store = match runtime.new_store(request_id, deadline) {
+        Ok(s) => s,
+        Err(e) => return GuestOutcome::Failed(format!("{e:#}")),
+    };
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let resources = (|| -> wasmtime::Result<_> {
+        let mut http = wasmtime_wasi_http::WasiHttpView::http(store.data_mut());
+        let req = http.new_incoming_request(Scheme::Http, req)?;
+        let out = http.new_response_outparam(tx)?;
+        Ok((req, out))
+    })();
+    let (guest_req, out) = match resources {
+        Ok(r) => r,
+        Err(e) => return GuestOutcome::Failed(format!("{e:#}")),
+    };
+
+    // The guest runs on its own task: after it hands over the response head it keeps running to
+    // stream the body, and the instance permit is held until it is completely done.
+    let pre = runtime.pre().clone();
+    let task = tokio::spawn(async move {
+        let _permit = permit;
+        let _runtime = runtime;
+        let run = async {
+            let proxy = pre.instantiate_async(&mut store).await?;
+            proxy
+                .wasi_http_incoming_handler()
+                .call_handle(&mut store, guest_req, out)
+                .await
+        };
+        match tokio::time::timeout_at(deadline.into(), run).await {
+            Ok(result) => result.map_err(GuestError::classify),
+            Err(_) => Err(GuestError::Deadline),
+        }
+    });
+    let abort = task.abort_handle();
+
+    match tokio::time::timeout_at(deadline.into(), rx).await {
+        Ok(Ok(Ok(response))) => GuestOutcome::Response(response),
+        Ok(Ok(Err(code))) => {
+            GuestOutcome::Failed(format!("guest answered with error code {code:?}"))
+        }
+        // The guest ended without setting a response: a trap, or it returned without answering.
+        Ok(Err(_)) => match task.await {
+            Ok(Err(GuestError::Deadline)) => GuestOutcome::TimedOut,
+            Ok(Err(GuestError::Trap(msg))) => GuestOutcome::Failed(msg),
+            Ok(Ok(())) => GuestOutcome::Failed("guest returned without setting a response".into()),
+            Err(join) => GuestOutcome::Failed(format!("guest task failed: {join}")),
+        },
+        Err(_) => {
+            abort.abort();
+            GuestOutcome::TimedOut
+        }
+    }
+}
+
+enum GuestError {
+    Deadline,
+    Trap(String),
+}
+
+impl GuestError {
+    fn classify(e: wasmtime::Error) -> Self {
+        if matches!(
+            e.downcast_ref::<wasmtime::Trap>(),
+            Some(wasmtime::Trap::Interrupt)
+        ) {
+            GuestError::Deadline
+        } else {
+            // `{:#}`: the error chain, including wasmtime's wasm backtrace, without the host's
+            // own Rust backtrace (noise for a guest failure).
+            GuestError::Trap(format!("{e:#}"))
+        }
+    }
+}
+
+/// Reads and discards a refused request's body in the background (bounded by `max_bytes` and
+/// `timeout`). Why: a client that sends its whole body before reading (most HTTP libraries without
+/// `Expect: 100-continue`) would otherwise hit a connection reset — the kernel answers unread data
+/// on a closed socket with RST — and never see the 413; draining also keeps the connection usable.
+fn drain_in_background(body: Incoming, max_bytes: u64, timeout: Duration) {
+    tokio::spawn(async move {
+        let drain = async {
+            let mut body = body;
+            let mut seen = 0u64;
+            while let Some(Ok(frame)) = body.frame().await {
+                if let Some(data) = frame.data_ref() {
+                    seen += data.len() as u64;
+                    if seen > max_bytes {
+                        break;
+                    }
+                }
+            }
+        };
+        let _ = tokio::time::timeout(timeout, drain).await;
+    });
+}
+
+fn content_length<B>(req: &Request<B>) -> Option<u64> {
+    req.headers()
+        .get(http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Adds the request headers Spin's HTTP trigger gives a component (`spin-full-url`,
+/// `spin-path-info`, …; spin-sdk's router uses `spin-path-info`), so the component sees the same
+/// request under pfd-host as under `spin up`. Client-sent `spin-*` headers are dropped first: they
+/// would let a client spoof, say, its address.
+fn add_spin_headers<B>(
+    req: &mut Request<B>,
+    route: &Route,
+    path_info: &str,
+    client: SocketAddr,
+    local: SocketAddr,
+) {
+    let host = req
+        .headers()
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_string)
+        .unwrap_or_else(|| local.to_string());
+    let path_and_query = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "/".into());
+    let headers = req.headers_mut();
+    let spoofed: Vec<_> = headers
+        .keys()
+        .filter(|k| k.as_str().starts_with("spin-"))
+        .cloned()
+        .collect();
+    for k in spoofed {
+        headers.remove(k);
+    }
+    if !headers.contains_key(http::header::HOST) {
+        if let Ok(v) = HeaderValue::from_str(&host) {
+            headers.insert(http::header::HOST, v);
+        }
+    }
+    let route_str = route.as_manifest_str();
+    let base = if route.base().is_empty() {
+        "/"
+    } else {
+        route.base()
+    };
+    for (name, value) in [
+        ("spin-full-url", format!("http://{host}{path_and_query}")),
+        ("spin-path-info", path_info.to_string()),
+        ("spin-matched-route", route_str.clone()),
+        ("spin-raw-component-route", route_str),
+        ("spin-component-route", base.to_string()),
+        ("spin-base-path", "/".to_string()),
+        ("spin-client-addr", client.to_string()),
+    ] {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            headers.insert(name, v);
+        }
+    }
+}
+
+fn too_large(limit: u64) -> Response<Body> {
+    http_error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        &format!("Request body too large (limit {limit} bytes)"),
+    )
+}
+
+/// A host-made error in the API's error shape: `{"error", "detail": "<code>: <error>", "timestamp"}`.
+pub fn http_error(status: StatusCode, message: &str) -> Response<Body> {
+    let body = serde_json::json!({
+        "error": message,
+        "detail": format!("{}: {message}", status.as_u16()),
+        "timestamp": timestamp(),
+    });
+    json_response(status, body.to_string())
+}
+
+fn json_response(status: StatusCode, body: String) -> Response<Body> {
+    let mut r = Response::new(
+        Full::new(Bytes::from(body))
+            .map_err(|never: Infallible| match never {})
+            .boxed_unsync(),
+    );
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+/// UTC ISO-8601 with microseconds and a trailing `Z` (the API's timestamp format).
+pub fn timestamp() -> String {
+    let format = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
+    );
+    time::OffsetDateTime::now_utc()
+        .format(&format)
+        .unwrap_or_default()
+}
+
+/// Request ids: the client's `X-Request-Id` when it is short and printable (so ids propagate
+/// across services), else `<process prefix>-<counter>` (unique per process, cheap, sortable).
+struct RequestIds {
+    prefix: String,
+    next: AtomicU64,
+}
+
+impl RequestIds {
+    fn new() -> Self {
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0),
+        );
+        h.write_u32(std::process::id());
+        RequestIds {
+            prefix: format!("{:08x}", h.finish() as u32),
+            next: AtomicU64::new(1),
+        }
+    }
+
+    fn for_request(&self, headers: &http::HeaderMap) -> String {
+        if let Some(id) = headers.get("x-request-id").and_then(|v| v.to_str().ok()) {
+            if is_acceptable_id(id) {
+                return id.to_string();
+            }
+        }
+        format!(
+            "{}-{:06}",
+            self.prefix,
+            self.next.fetch_add(1, Ordering::Relaxed)
+        )
+    }
+}
+
+fn is_acceptable_id(id: &str) -> bool {
+    (1..=128).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:/+=@".contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_shape() {
+        let r = http_error(StatusCode::GATEWAY_TIMEOUT, "Request timed out");
+        assert_eq!(r.status(), 504);
+        assert_eq!(r.headers()[http::header::CONTENT_TYPE], "application/json");
+        let body = futures_body(r);
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["error"], "Request timed out");
+        assert_eq!(v["detail"], "504: Request timed out");
+        let ts = v["timestamp"].as_str().unwrap();
+        assert!(
+            ts.ends_with('Z') && ts.len() == "2024-01-01T00:00:00.000000Z".len(),
+            "{ts}"
+        );
+    }
+
+    fn futures_body(r: Response<Body>) -> Bytes {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async { r.into_body().collect().await.ok().unwrap().to_bytes() })
+    }
+
+    #[test]
+    fn request_ids() {
+        let ids = RequestIds::new();
+        let mut h = http::HeaderMap::new();
+        let a = ids.for_request(&h);
+        let b = ids.for_request(&h);
+        assert_ne!(a, b);
+        h.insert("x-request-id", HeaderValue::from_static("abc-123"));
+        assert_eq!(ids.for_request(&h), "abc-123");
+        h.insert("x-request-id", HeaderValue::from_static("has space"));
+        assert_ne!(ids.for_request(&h), "has space");
+        let long = "x".repeat(200);
+        h.insert("x-request-id", HeaderValue::from_str(&long).unwrap());
+        assert_ne!(ids.for_request(&h), long);
+    }
+
+    #[test]
+    fn spin_headers_replace_spoofed_ones() {
+        let mut req = Request::builder()
+            .uri("/predict?x=1")
+            .header("host", "example:3000")
+            .header("spin-client-addr", "6.6.6.6:1")
+            .body(())
+            .unwrap();
+        let route = Route::parse("/...").unwrap();
+        add_spin_headers(
+            &mut req,
+            &route,
+            "/predict",
+            "10.0.0.1:5555".parse().unwrap(),
+            "127.0.0.1:3000".parse().unwrap(),
+        );
+        let h = req.headers();
+        assert_eq!(h["spin-client-addr"], "10.0.0.1:5555");
+        assert_eq!(h["spin-full-url"], "http://example:3000/predict?x=1");
+        assert_eq!(h["spin-path-info"], "/predict");
+        assert_eq!(h["spin-matched-route"], "/...");
+        assert_eq!(h["spin-component-route"], "/");
+    }
+}

@@ -1,0 +1,220 @@
+//! `cargo xtask <task>` — build tasks that need more than cargo.
+//!
+//! `build-component` turns the root package into the shipped `.wasm` components:
+//!
+//! 1. compile the crate for `wasm32-wasip1` as a reactor `cdylib`, with `+simd128` (tract's
+//!    kernels run ~1.8x faster with it). The toolchain is detected, not assumed: a rustup
+//!    `wasm32-wasip1` target when one is installed (a developer laptop), else Debian's
+//!    `rustc-web` + `rust-web-src` + `-Zbuild-std` + `wasm-ld` + `wasi-libc` (machines whose
+//!    rustup cannot download targets). See `../shared/docs/toolchain.md` in the project docs.
+//! 2. wrap the core module into a component with the preview1 reactor adapter (wit-component).
+//!
+//! Outputs land in `build/` at the workspace root (stable paths that `spin.toml` and pfd-host
+//! name), whatever `CARGO_TARGET_DIR` is.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+
+const TARGET: &str = "wasm32-wasip1";
+
+/// One component flavour: which cargo features, which output file.
+struct Flavour {
+    name: &'static str,
+    features: &'static str,
+    output: &'static str,
+}
+
+/// The portable build (tract only, WASI 0.2 imports only) is what `spin.toml` serves.
+const FLAVOURS: &[Flavour] = &[Flavour {
+    name: "portable",
+    features: "",
+    output: "pfd-edge.wasm",
+}];
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("build-component") => build_component(&args[1..]),
+        _ => {
+            eprintln!("usage: cargo xtask build-component [--debug]");
+            std::process::exit(2)
+        }
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask/ is in the workspace")
+        .to_path_buf()
+}
+
+/// How the wasm target is compiled on this machine.
+enum Toolchain {
+    Rustup,
+    /// Debian's rustc-web with `-Zbuild-std`.
+    Debian {
+        rustc: PathBuf,
+        wasm_ld: PathBuf,
+        libc_dir: PathBuf,
+    },
+}
+
+fn detect_toolchain() -> Result<Toolchain> {
+    let rustup_has_target = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .any(|l| l.trim() == TARGET)
+        })
+        .unwrap_or(false);
+    if rustup_has_target {
+        return Ok(Toolchain::Rustup);
+    }
+    let rustc = PathBuf::from("/usr/bin/rustc");
+    let std_src = Path::new("/usr/lib/rustlib/src/rust/library");
+    let wasm_ld = PathBuf::from("/usr/lib/llvm-19/bin/wasm-ld");
+    let libc_dir = PathBuf::from("/usr/lib/wasm32-wasi");
+    let missing: Vec<&str> = [
+        (rustc.exists(), "rustc-web (/usr/bin/rustc)"),
+        (std_src.exists(), "rust-web-src (/usr/lib/rustlib/src/rust)"),
+        (wasm_ld.exists(), "lld-19 (wasm-ld)"),
+        (
+            libc_dir.join("libc.a").exists(),
+            "wasi-libc (/usr/lib/wasm32-wasi)",
+        ),
+    ]
+    .into_iter()
+    .filter(|(ok, _)| !ok)
+    .map(|(_, what)| what)
+    .collect();
+    if !missing.is_empty() {
+        bail!(
+            "no wasm toolchain: either `rustup target add {TARGET}`, or install Debian's \
+             rustc-web rust-web-src lld-19 wasi-libc (missing: {})",
+            missing.join(", ")
+        );
+    }
+    Ok(Toolchain::Debian {
+        rustc,
+        wasm_ld,
+        libc_dir,
+    })
+}
+
+fn target_dir() -> PathBuf {
+    let base = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"));
+    // A separate directory: the wasm build may use another rustc and always other RUSTFLAGS,
+    // which must not invalidate the native build's cache.
+    base.join("wasm")
+}
+
+fn build_component(args: &[String]) -> Result<()> {
+    let release = !args.iter().any(|a| a == "--debug");
+    let toolchain = detect_toolchain()?;
+    let out_dir = workspace_root().join("build");
+    std::fs::create_dir_all(&out_dir)?;
+    for flavour in FLAVOURS {
+        let started = Instant::now();
+        let core = cargo_build(&toolchain, flavour, release)?;
+        let compiled = started.elapsed();
+        let component = componentize(
+            &std::fs::read(&core).with_context(|| format!("reading {}", core.display()))?,
+        )?;
+        let out = out_dir.join(flavour.output);
+        std::fs::write(&out, &component)?;
+        eprintln!(
+            "xtask: {} component {} ({:.1} MB) — cargo {:.1}s, componentize {:.1}s",
+            flavour.name,
+            out.display(),
+            component.len() as f64 / 1e6,
+            compiled.as_secs_f64(),
+            (started.elapsed() - compiled).as_secs_f64()
+        );
+    }
+    Ok(())
+}
+
+fn cargo_build(toolchain: &Toolchain, flavour: &Flavour, release: bool) -> Result<PathBuf> {
+    let root = workspace_root();
+    let target_dir = target_dir();
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(&root)
+        .args([
+            "build",
+            "-p",
+            "pfd-edge",
+            "--target",
+            TARGET,
+            "--target-dir",
+        ])
+        .arg(&target_dir);
+    if release {
+        cmd.arg("--release");
+    }
+    if !flavour.features.is_empty() {
+        cmd.args(["--features", flavour.features]);
+    }
+    // tract's matrix kernels have wasm SIMD versions; every current host supports simd128.
+    let mut rustflags = vec!["-C".to_string(), "target-feature=+simd128".to_string()];
+    match toolchain {
+        Toolchain::Rustup => {}
+        Toolchain::Debian {
+            rustc,
+            wasm_ld,
+            libc_dir,
+        } => {
+            cmd.env("RUSTC", rustc)
+                .env("RUSTC_BOOTSTRAP", "1")
+                .env(
+                    format!(
+                        "CARGO_TARGET_{}_LINKER",
+                        TARGET.to_uppercase().replace('-', "_")
+                    ),
+                    wasm_ld,
+                )
+                .args(["-Zbuild-std=std,panic_abort"]);
+            rustflags.extend([
+                "-C".into(),
+                "link-self-contained=no".into(),
+                "-L".into(),
+                libc_dir.display().to_string(),
+                "-C".into(),
+                format!("link-arg={}", libc_dir.join("crt1-reactor.o").display()),
+            ]);
+        }
+    }
+    // CARGO_ENCODED_RUSTFLAGS (0x1f-separated) applies to the target only, not build scripts.
+    cmd.env("CARGO_ENCODED_RUSTFLAGS", rustflags.join("\u{1f}"))
+        .env_remove("RUSTFLAGS");
+    eprintln!("xtask: {:?}", cmd);
+    let status = cmd.status().context("running cargo")?;
+    if !status.success() {
+        bail!("cargo build for {TARGET} failed");
+    }
+    Ok(target_dir
+        .join(TARGET)
+        .join(if release { "release" } else { "debug" })
+        .join("pfd_edge.wasm"))
+}
+
+fn componentize(core: &[u8]) -> Result<Vec<u8>> {
+    wit_component::ComponentEncoder::default()
+        .module(core)
+        .context("reading the core module's component-type section")?
+        .adapter(
+            "wasi_snapshot_preview1",
+            wasi_preview1_component_adapter_provider::WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER,
+        )
+        .context("loading the preview1 reactor adapter")?
+        .validate(true)
+        .encode()
+        .context("encoding the component")
+}
