@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The whole test suite — the README's test command, and what CI runs:
-#   1. native unit tests of the shared core, the tract backend, pfd-host and xtask;
-#   2. the wasm component, built for real (cargo xtask build-component);
-#   3. pfd-host (release);
-#   4. end-to-end tests: pfd-host serving the component over HTTP (tests/, pytest);
-#   5. deploy artifacts validated with the real tools (deploy/validate.sh).
+#   1. the wasm components, built for real (cargo xtask build-component; builds pfd-host too);
+#   2. native tests: the shared core, the tract backend, pfd-host (units, and its own
+#      end-to-end tests against the component built in 1) and xtask;
+#   3. end-to-end tests: pfd-host serving the components over HTTP (tests/, pytest);
+#   4. deploy artifacts validated with the real tools (deploy/validate.sh).
+# Native tests run in the release profile: they share every compiled dependency (wasmtime,
+# cranelift…) with the release pfd-host instead of building them a second time.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
@@ -12,15 +14,12 @@ source scripts/bootstrap.sh
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-step "unit tests (native)"
-cargo test --workspace --locked
-
-step "wasm component"
+step "wasm components (and pfd-host)"
 cargo xtask build-component
-
-step "pfd-host"
-cargo build --release --locked -p pfd-host
 export PFD_HOST_BIN="$CARGO_TARGET_DIR/release/pfd-host"
+
+step "native tests"
+PFD_REQUIRE_COMPONENT=1 cargo test --workspace --release --locked
 
 step "end-to-end tests (pfd-host + component over HTTP)"
 "$PFD_VENV/bin/python" -m pytest tests -q -rs "$@"

@@ -3,12 +3,17 @@
 //! Each request arrives in a fresh instance (WASI 0.2 hosts — Spin, SpinKube's shim,
 //! `wasmtime serve`, pfd-host — instantiate per request). The adapter converts the request,
 //! reads the configuration from environment variables, and lets [`pfd_core::router::handle`]
-//! answer. Models are loaded on first use from `PFD_MODEL_DIR` (mounted through `spin.toml`'s
-//! `files`) and served by the tract engine, in the guest.
+//! answer. Models come from `PFD_MODEL_DIR` (mounted through `spin.toml`'s `files`) and are
+//! served by the tract engine, in the guest; the default one is already in memory when the
+//! shipped component was pre-initialised (see [`preinit`]).
 
 #[cfg(target_os = "wasi")]
 mod libc_shim;
 mod models;
+#[cfg(target_os = "wasi")]
+mod preinit;
+#[cfg(feature = "wasi-nn")]
+mod wasi_nn;
 
 use std::sync::OnceLock;
 

@@ -1,8 +1,14 @@
-//! The component's model store: `PFD_MODEL_DIR/<name>/model.onnx` (+ `model.json`, the card),
-//! loaded on first use and kept for the instance's life.
+//! The component's model store: `PFD_MODEL_DIR/<name>/model.onnx` (+ `model.json`, the card).
+//!
+//! One engine API, two backends, chosen per model when it is first used in an instance:
+//! - the `wasi-nn` build asks the host for a graph of the model's name (`load-by-name`) and,
+//!   when the host has it, runs there (ONNX Runtime, CPU or CUDA);
+//! - otherwise — portable build, host without that graph, or a host error — tract runs the
+//!   model inside the guest. Pre-initialisation (see `preinit`) builds the tract plan of the
+//!   default model ahead of time, so the fallback costs nothing either.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
 use pfd_core::card::ModelCard;
@@ -10,47 +16,129 @@ use pfd_core::config::Config;
 use pfd_core::router::{ModelStore, ServedModel};
 use pfd_tract::TractEngine;
 
+/// Entries are leaked on purpose: an instance lives for one request (or is a snapshot), and
+/// `&'static` entries let `get` hand out references without holding a lock.
+type Entry = &'static Result<ServedModel, String>;
+
 pub struct GuestModels {
     dir: String,
-    /// Leaked on purpose: an instance lives for one request (or is a snapshot), and `&'static`
-    /// entries let `get` hand out references without holding the lock.
-    loaded: Mutex<BTreeMap<String, &'static Result<ServedModel, String>>>,
+    /// Models served by tract, built at pre-initialisation or on first use.
+    tract: Mutex<BTreeMap<String, Entry>>,
+    /// Models served by the host's wasi-nn; `None` records a failed lookup (no retry in this
+    /// instance). Always empty in the snapshot: pre-initialisation never calls wasi-nn.
+    #[cfg(feature = "wasi-nn")]
+    nn: Mutex<BTreeMap<String, Option<&'static ServedModel>>>,
+    /// `PFD_NN_DEVICE` of the running instance (set per instance from its configuration).
+    #[cfg_attr(not(feature = "wasi-nn"), allow(dead_code))]
+    nn_device: Mutex<String>,
 }
 
+/// The store for `config.model_dir`. The first one created (at pre-initialisation, when the
+/// component was snapshotted) is reused when the directory matches; a runtime configuration
+/// naming another directory gets a store of its own.
 pub fn store(config: &Config) -> &'static GuestModels {
-    static STORE: OnceLock<GuestModels> = OnceLock::new();
-    STORE.get_or_init(|| GuestModels {
+    static FIRST: OnceLock<GuestModels> = OnceLock::new();
+    static OTHER: OnceLock<GuestModels> = OnceLock::new();
+    let new = || GuestModels {
         dir: config.model_dir.clone(),
-        loaded: Mutex::new(BTreeMap::new()),
-    })
+        tract: Mutex::new(BTreeMap::new()),
+        #[cfg(feature = "wasi-nn")]
+        nn: Mutex::new(BTreeMap::new()),
+        nn_device: Mutex::new(String::new()),
+    };
+    let first = FIRST.get_or_init(new);
+    let store = if first.dir == config.model_dir {
+        first
+    } else {
+        OTHER.get_or_init(new)
+    };
+    *lock(&store.nn_device) = config.nn_device.clone();
+    store
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl GuestModels {
+    /// The model served by tract, loading it on first use.
+    pub fn tract(&self, name: &str) -> Result<&ServedModel, String> {
+        let mut tract = lock(&self.tract);
+        let entry: Entry = tract
+            .entry(name.to_string())
+            .or_insert_with(|| Box::leak(Box::new(load_tract(Path::new(&self.dir), name))));
+        entry.as_ref().map_err(Clone::clone)
+    }
+
+    #[cfg(feature = "wasi-nn")]
+    fn wasi_nn(&self, name: &str) -> Option<&'static ServedModel> {
+        if let Some(known) = lock(&self.nn).get(name) {
+            return *known;
+        }
+        let found = self
+            .load_wasi_nn(name)
+            .map_err(|e| eprintln!("wasi-nn: {e}; serving {name:?} with tract in the guest"))
+            .ok();
+        let entry = found.map(|m| &*Box::leak(Box::new(m)));
+        lock(&self.nn).insert(name.to_string(), entry);
+        entry
+    }
+
+    #[cfg(feature = "wasi-nn")]
+    fn load_wasi_nn(&self, name: &str) -> Result<ServedModel, String> {
+        let folder = model_folder(Path::new(&self.dir), name)?;
+        // The card and size are known already when the snapshot holds the tract model.
+        let known = lock(&self.tract)
+            .get(name)
+            .and_then(|e| e.as_ref().ok())
+            .map(|m| (m.card.clone(), m.file_size_bytes));
+        let (card, size) = match known {
+            Some(k) => k,
+            None => (
+                read_card(&folder, name)?,
+                std::fs::metadata(folder.join("model.onnx"))
+                    .map(|m| m.len())
+                    .unwrap_or(0),
+            ),
+        };
+        let device = lock(&self.nn_device).clone();
+        let engine =
+            crate::wasi_nn::WasiNnEngine::load(name, &card.input.name, &card.output.name, &device)
+                .map_err(|e| format!("graph {name:?}: {e}"))?;
+        Ok(ServedModel::new(card, Box::new(engine), size))
+    }
 }
 
 impl ModelStore for GuestModels {
     fn get(&self, name: &str) -> Result<&ServedModel, String> {
-        let mut loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
-        let entry = *loaded
-            .entry(name.to_string())
-            .or_insert_with(|| Box::leak(Box::new(load(Path::new(&self.dir), name))));
-        entry.as_ref().map_err(Clone::clone)
+        #[cfg(feature = "wasi-nn")]
+        if let Some(model) = self.wasi_nn(name) {
+            return Ok(model);
+        }
+        self.tract(name)
     }
 }
 
-/// A model name is a folder name: no separators, no `..`.
-fn valid_name(name: &str) -> bool {
-    !name.is_empty() && !name.starts_with('.') && !name.contains(['/', '\\'])
-}
-
-fn load(dir: &Path, name: &str) -> Result<ServedModel, String> {
-    if !valid_name(name) {
+/// `dir/name`, for a name that is a plain folder name (no separators, no `..`).
+fn model_folder(dir: &Path, name: &str) -> Result<PathBuf, String> {
+    if name.is_empty() || name.starts_with('.') || name.contains(['/', '\\']) {
         return Err(format!("invalid model name {name:?}"));
     }
-    let folder = dir.join(name);
-    let card = match std::fs::read(folder.join("model.json")) {
-        Ok(json) => ModelCard::parse(&json)
-            .map_err(|e| format!("{}: {e}", folder.join("model.json").display()))?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => ModelCard::fallback(name),
-        Err(e) => return Err(format!("{}: {e}", folder.join("model.json").display())),
-    };
+    Ok(dir.join(name))
+}
+
+fn read_card(folder: &Path, name: &str) -> Result<ModelCard, String> {
+    let path = folder.join("model.json");
+    match std::fs::read(&path) {
+        Ok(json) => ModelCard::parse(&json).map_err(|e| format!("{}: {e}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ModelCard::fallback(name)),
+        Err(e) => Err(format!("{}: {e}", path.display())),
+    }
+}
+
+fn load_tract(dir: &Path, name: &str) -> Result<ServedModel, String> {
+    let folder = model_folder(dir, name)?;
+    let card = read_card(&folder, name)?;
     let onnx_path = folder.join("model.onnx");
     let onnx = std::fs::read(&onnx_path).map_err(|e| format!("{}: {e}", onnx_path.display()))?;
     let engine =

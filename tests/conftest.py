@@ -111,9 +111,20 @@ class Server:
             os.unlink(self.log.name)
 
 
-@pytest.fixture(scope="session")
-def server():
-    s = Server({})
+# The end-to-end suite runs once per (component build, engine) pair — parametrised, not copied:
+# - "tract":   the portable build (spin.toml's), tract inside the guest;
+# - "wasi-nn": the wasi-nn build, ONNX Runtime on the host (CPU here, CUDA on GPU nodes).
+FLAVOURS = {
+    "tract": (["--component", "build/pfd-edge.wasm"], "tract/wasm"),
+    "wasi-nn": (["--component", "build/pfd-edge-nn.wasm", "--device", "cpu"], "wasi-nn/onnx/cpu"),
+}
+
+
+@pytest.fixture(scope="session", params=list(FLAVOURS))
+def server(request):
+    args, device = FLAVOURS[request.param]
+    s = Server({}, args=args)
+    s.flavour, s.device = request.param, device
     yield s
     s.stop()
 

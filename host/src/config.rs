@@ -11,6 +11,7 @@
 //! reference for operators. Sizes accept `K`/`M`/`G` (powers of 1000) and `KiB`/`MiB`/`GiB`
 //! (powers of 1024) suffixes; durations are milliseconds.
 
+use crate::nn::{DeviceRequest, NnOptions};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::net::SocketAddr;
@@ -50,7 +51,35 @@ pub enum Command {
     Serve(ServeArgs),
     /// GET a health URL; exit 0 on HTTP 200, 1 otherwise (for container HEALTHCHECKs).
     Healthcheck(HealthcheckArgs),
-    // Later: `bench`, `model validate|compare`, `config` (print the effective configuration).
+    /// Build step: pre-initialise the component's core module with wizer (used by
+    /// `cargo xtask build-component`).
+    Preinit(PreinitArgs),
+    /// Load every model with ONNX Runtime on the requested device, run its reference vectors,
+    /// compare the logits with CPU (and with the committed references) and print latencies.
+    /// Exit 0 when all match.
+    NnCheck(NnCheckArgs),
+    /// Benchmark `/predict` and `/predict/batch` through pfd-host — wasi-nn → ONNX Runtime vs
+    /// tract in wasm — against in-process ONNX Runtime on the same inputs; writes a Markdown table
+    /// and an SVG plot.
+    Bench(BenchArgs),
+    /// Model tooling: `model validate` (structure + reference vectors on every backend) and
+    /// `model compare` (sizes, agreement, latency of two models).
+    Model(crate::model_tools::ModelArgs),
+    // Later: `config` (print the effective configuration).
+}
+
+/// `pfd-host preinit`.
+#[derive(Debug, Clone, Args)]
+pub struct PreinitArgs {
+    /// The core module (wasm32-wasip1 reactor) exporting `wizer-initialize`.
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Where to write the pre-initialised core module.
+    #[arg(long)]
+    pub output: PathBuf,
+    /// The manifest whose mounts and environment the initialisation sees.
+    #[arg(long, default_value = "spin.toml")]
+    pub manifest: PathBuf,
 }
 
 /// `pfd-host serve`.
@@ -118,6 +147,145 @@ pub struct ServeArgs {
     /// Compile the component at every start instead of using the compiled-artifact cache.
     #[arg(long, env = "PFD_NO_CACHE")]
     pub no_cache: bool,
+
+    #[command(flatten)]
+    pub nn: NnArgs,
+}
+
+/// wasi-nn / ONNX Runtime settings (shared by `serve`, `nn-check` and `bench`).
+#[derive(Debug, Clone, Args)]
+pub struct NnArgs {
+    /// Device for the wasi-nn graphs: `cuda` uses ONNX Runtime's CUDA execution provider and fails
+    /// the start if it is unavailable; `auto` tries CUDA and falls back to CPU with a warning. The
+    /// device that actually serves is logged and given to the guest as PFD_NN_DEVICE.
+    #[arg(long, env = "PFD_DEVICE", value_enum, default_value_t = DeviceRequest::Auto)]
+    pub device: DeviceRequest,
+
+    /// Serve wasi-nn graphs (`on`), or none (`off`: `load-by-name` answers not-found and the
+    /// guest runs its models with tract).
+    #[arg(long, env = "PFD_NN", value_enum, default_value_t = NnSwitch::On)]
+    pub nn: NnSwitch,
+
+    /// Only these model folders become wasi-nn graphs (comma-separated; default: every
+    /// `<models>/<name>/model.onnx`).
+    #[arg(long, env = "PFD_NN_MODELS", value_delimiter = ',')]
+    pub nn_models: Option<Vec<String>>,
+
+    /// ONNX Runtime sessions per graph (concurrent runs of one graph). Default: the number of
+    /// cores, so every core can run a request without oversubscription.
+    #[arg(long, env = "PFD_NN_SESSIONS", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub nn_sessions: Option<u32>,
+
+    /// Intra-op threads per session. Why 1: with a session per core, requests already use every
+    /// core; a one-thread run of this model (~0.1 ms) would lose more to thread synchronisation
+    /// than it gains. Raise it for big models at low concurrency.
+    #[arg(long, env = "PFD_NN_INTRA_THREADS", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub nn_intra_threads: u32,
+
+    /// The ONNX Runtime shared library (libonnxruntime.so*). Default: ORT_DYLIB_PATH, else the
+    /// venv's onnxruntime wheel ($PFD_VENV or ~/.cache/pfd-edge/venv), else the system loader.
+    #[arg(long, env = "PFD_ORT_LIB")]
+    pub ort_lib: Option<PathBuf>,
+}
+
+impl NnArgs {
+    /// The options of `crate::nn::setup`.
+    pub fn options(&self) -> NnOptions {
+        NnOptions {
+            enabled: self.nn == NnSwitch::On,
+            device: self.device,
+            models: self.nn_models.clone(),
+            sessions: self
+                .nn_sessions
+                .map_or_else(crate::nn::available_cores, |n| n as usize),
+            intra_threads: self.nn_intra_threads as usize,
+            ort_lib: self.ort_lib.clone(),
+        }
+    }
+}
+
+/// `--nn on|off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum NnSwitch {
+    On,
+    Off,
+}
+
+/// `pfd-host nn-check`.
+#[derive(Debug, Clone, Args)]
+pub struct NnCheckArgs {
+    /// The model directory (`<name>/model.onnx`, `reference.json`, `reference_inputs.f32`).
+    #[arg(long, env = "PFD_MODELS_DIR", default_value = "models")]
+    pub models_dir: PathBuf,
+
+    /// Timed runs per measurement (after a warm-up).
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub iterations: u32,
+
+    /// Relative tolerance of the logits against CPU and the references.
+    #[arg(long, default_value_t = 1e-3)]
+    pub rtol: f64,
+
+    /// Absolute tolerance of the logits against CPU and the references.
+    #[arg(long, default_value_t = 1e-5)]
+    pub atol: f64,
+
+    #[command(flatten)]
+    pub nn: NnArgs,
+}
+
+/// `pfd-host bench`.
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// `/predict` requests per measured path (each phase: sequential latency, then concurrent
+    /// throughput).
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub requests: u32,
+
+    /// `/predict/batch` requests per measured path (each carries `--batch` signals, ~35 MB of
+    /// JSON at 32).
+    #[arg(long, default_value_t = 40, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub batch_requests: u32,
+
+    /// Signals per `/predict/batch` request.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=128))]
+    pub batch: u32,
+
+    /// Clients in flight in the throughput phase (default: the number of cores).
+    #[arg(long)]
+    pub concurrency: Option<u32>,
+
+    /// Unmeasured requests before each measurement.
+    #[arg(long, default_value_t = 20)]
+    pub warmup: u32,
+
+    /// Where the table (`bench.md`), the raw results (`bench.json`) and the plot (`bench.svg`) go.
+    #[arg(long, default_value = "target/bench")]
+    pub out: PathBuf,
+
+    /// Manifest the servers are started with (its files and environment).
+    #[arg(long, default_value = "spin.toml")]
+    pub manifest: PathBuf,
+
+    /// The wasi-nn component (served with ONNX Runtime).
+    #[arg(long, default_value = "build/pfd-edge-nn.wasm")]
+    pub nn_component: PathBuf,
+
+    /// The tract-in-wasm component (default: the portable build; the wasi-nn build with
+    /// `--nn off` when it is missing).
+    #[arg(long, default_value = "build/pfd-edge.wasm")]
+    pub tract_component: PathBuf,
+
+    /// The model (folder under the model directory) whose reference vectors are the inputs.
+    #[arg(long, default_value = "bearing-lstm")]
+    pub model: String,
+
+    /// The model directory.
+    #[arg(long, default_value = "models")]
+    pub models_dir: PathBuf,
+
+    #[command(flatten)]
+    pub nn: NnArgs,
 }
 
 impl ServeArgs {

@@ -7,9 +7,13 @@
 //! logs and a graceful shutdown. See `config` (flags and environment), `manifest` (spin.toml),
 //! `runtime` (wasmtime) and `server` (hyper) for the design of each part.
 
+mod bench;
 mod config;
 mod healthcheck;
 mod manifest;
+mod model_tools;
+mod nn;
+mod preinit;
 mod runtime;
 mod server;
 
@@ -48,8 +52,33 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match cli.command {
+    let code = match cli.command {
         Command::Serve(args) => match runtime.block_on(serve(args)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!("{e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Preinit(args) => {
+            match runtime.block_on(preinit::run(&args.input, &args.output, &args.manifest)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!("{e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::NnCheck(args) => match nn::check::run(&args) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::FAILURE,
+            Err(e) => {
+                tracing::error!("{e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Model(args) => model_tools::run(args),
+        Command::Bench(args) => match runtime.block_on(bench::run(args)) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 tracing::error!("{e:#}");
@@ -69,7 +98,11 @@ fn main() -> ExitCode {
                 }
             }
         }
-    }
+    };
+    // Don't wait for leftovers (a compile abandoned by a shutdown during startup, a guest instance
+    // past the grace period): their work is moot once we exit.
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    code
 }
 
 fn init_logging(format: LogFormat) {
@@ -93,6 +126,9 @@ fn init_logging(format: LogFormat) {
 
 async fn serve(args: ServeArgs) -> Result<()> {
     let started = Instant::now();
+    // Signals are caught from the very start, so that a SIGTERM during a (possibly long, cold)
+    // compile still ends in a clean exit 0 rather than the default kill.
+    let signals = listen_for_signals()?;
 
     // What to run: the manifest (if present) and/or an explicit component.
     let manifest = if args.manifest.is_file() {
@@ -112,7 +148,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
     };
     let component = match (&args.component, &manifest) {
         (Some(c), _) => c.clone(),
-        (None, Some(m)) => m.source.clone(),
+        (None, Some(m)) => default_component(&m.source),
         (None, None) => unreachable!(),
     };
     if !component.is_file() {
@@ -171,6 +207,25 @@ async fn serve(args: ServeArgs) -> Result<()> {
     // Bind before compiling: a busy port should fail in milliseconds, not after a cold compile.
     let listener = server::bind(args.listen)?;
 
+    // wasi-nn: ONNX Runtime and every graph, loaded once, before the component (the guest's
+    // environment says which device serves).
+    let model_dir = guest_env
+        .vars
+        .iter()
+        .find(|(k, _)| k == "PFD_MODEL_DIR")
+        .map_or("/models", |(_, v)| v.as_str());
+    let models_dir = nn::host_dir_for(model_dir, &preopens);
+    let nn_opts = args.nn.options();
+    let nn =
+        tokio::task::spawn_blocking(move || nn::setup(models_dir.as_deref(), &nn_opts)).await??;
+    let mut env = guest_env.vars;
+    // The truth, whatever the manifest or the environment said.
+    env.retain(|(k, _)| k != "PFD_NN_DEVICE");
+    if let Some(device) = nn.device {
+        env.push(("PFD_NN_DEVICE".to_string(), device.as_str().to_string()));
+        env.sort();
+    }
+
     let opts = RuntimeOptions {
         max_instances: args.max_concurrency,
         max_instance_memory: args.max_instance_memory_bytes,
@@ -178,12 +233,19 @@ async fn serve(args: ServeArgs) -> Result<()> {
     };
     info!(component = %component.display(), cache_dir = ?opts.cache_dir, "loading component");
     let setup = GuestSetup {
-        env: guest_env.vars,
+        env,
         preopens,
+        nn: nn.registry,
     };
     let load_path = component.clone();
-    let (rt, report) =
-        tokio::task::spawn_blocking(move || Runtime::load(&load_path, setup, &opts)).await??;
+    let loading = tokio::task::spawn_blocking(move || Runtime::load(&load_path, setup, &opts));
+    let (rt, report) = tokio::select! {
+        loaded = loading => loaded??,
+        _ = shutdown_requested(signals.clone(), 1) => {
+            info!("shutdown requested during startup; exiting");
+            return Ok(());
+        }
+    };
     let (how, artifact) = match &report.source {
         CompileSource::CacheHit(p) => ("cache hit", p.display().to_string()),
         CompileSource::CompiledAndCached(p) => ("compiled and cached", p.display().to_string()),
@@ -220,13 +282,19 @@ async fn serve(args: ServeArgs) -> Result<()> {
     );
 
     let rt = Arc::new(rt);
-    let serving = server::serve(listener, rt.clone(), route, cfg, shutdown_signal());
+    let serving = server::serve(
+        listener,
+        rt.clone(),
+        route,
+        cfg,
+        shutdown_requested(signals.clone(), 1),
+    );
     tokio::pin!(serving);
     // A second signal while draining ends the process at once.
     tokio::select! {
         r = &mut serving => r?,
-        _ = async { shutdown_signal().await; shutdown_signal().await } => {
-            warn!("second signal: exiting without waiting for in-flight requests");
+        _ = shutdown_requested(signals, 2) => {
+            warn!("exiting without waiting for in-flight requests");
             return Ok(());
         }
     }
@@ -235,28 +303,69 @@ async fn serve(args: ServeArgs) -> Result<()> {
     Ok(())
 }
 
-/// Resolves on SIGINT (Ctrl-C) or SIGTERM (what container runtimes send).
-async fn shutdown_signal() {
+/// The component served when `--component` is not given: the manifest's `source`, except that the
+/// portable build `<dir>/pfd-edge.wasm` gives way to the wasi-nn build `<dir>/pfd-edge-nn.wasm` when
+/// that exists. Why: spin.toml names the portable build because Spin has no wasi:nn and a
+/// component's imports cannot be optional; pfd-host provides wasi:nn, so it prefers the build that
+/// runs the model in the host's ONNX Runtime (which still falls back to tract in the guest when a
+/// graph is missing).
+fn default_component(source: &std::path::Path) -> std::path::PathBuf {
+    if source.file_name().is_some_and(|n| n == "pfd-edge.wasm") {
+        let nn = source.with_file_name("pfd-edge-nn.wasm");
+        if nn.is_file() {
+            info!(manifest_source = %source.display(), component = %nn.display(), "serving the wasi-nn build next to the manifest's portable build (--component overrides)");
+            return nn;
+        }
+    }
+    source.to_path_buf()
+}
+
+/// Installs SIGTERM/SIGINT handlers now and counts the signals received (0, 1 = drain, 2 = stop).
+fn listen_for_signals() -> Result<tokio::sync::watch::Receiver<u32>> {
+    let (tx, rx) = tokio::sync::watch::channel(0u32);
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        let mut term = match signal(SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(e) => {
-                warn!("cannot listen for SIGTERM: {e}");
-                let _ = tokio::signal::ctrl_c().await;
-                return;
+        let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+        let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+        tokio::spawn(async move {
+            let mut count = 0;
+            loop {
+                let name = tokio::select! {
+                    Some(()) = term.recv() => "SIGTERM",
+                    Some(()) = int.recv() => "SIGINT",
+                    else => break,
+                };
+                count += 1;
+                if count == 1 {
+                    info!(signal = name, "shutdown requested");
+                } else {
+                    warn!(signal = name, "second shutdown signal");
+                }
+                if tx.send(count).is_err() {
+                    break;
+                }
             }
-        };
-        let name = tokio::select! {
-            _ = tokio::signal::ctrl_c() => "SIGINT",
-            _ = term.recv() => "SIGTERM",
-        };
-        info!(signal = name, "shutdown requested");
+        });
     }
     #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-        info!("shutdown requested");
+    tokio::spawn(async move {
+        let mut count = 0;
+        while tokio::signal::ctrl_c().await.is_ok() {
+            count += 1;
+            info!("shutdown requested (Ctrl-C)");
+            if tx.send(count).is_err() {
+                break;
+            }
+        }
+    });
+    Ok(rx)
+}
+
+/// Resolves once at least `level` shutdown signals have arrived.
+async fn shutdown_requested(mut signals: tokio::sync::watch::Receiver<u32>, level: u32) {
+    if signals.wait_for(|&n| n >= level).await.is_err() {
+        // The signal task is gone (cannot happen while the runtime lives): never resolve.
+        std::future::pending::<()>().await;
     }
 }

@@ -36,10 +36,11 @@
 //!
 //! # Extending the host
 //!
-//! Host interfaces beyond WASI 0.2 and `wasi:http` (wasi-nn next) are linked in exactly one place,
-//! [`add_host_interfaces`], and their per-request state lives in [`HostState`]. Linking is checked
-//! against the component's imports once at start, so a component that needs an interface this host
-//! lacks fails at start with the missing import named, never at the first request.
+//! Host interfaces beyond WASI 0.2 and `wasi:http` (wasi-nn, see `crate::nn`) are linked in exactly
+//! one place, [`add_host_interfaces`], and their per-request state lives in [`HostState`]. Linking
+//! is checked against the component's imports once at start, so a component that needs an
+//! interface this host lacks fails at start with the missing import named, never at the first
+//! request.
 
 use anyhow::{anyhow, Context as _, Result};
 use sha2::{Digest, Sha256};
@@ -85,6 +86,9 @@ pub struct GuestSetup {
     pub env: Vec<(String, String)>,
     /// `(host directory, guest path)` pairs, preopened read-only.
     pub preopens: Vec<(PathBuf, String)>,
+    /// The wasi-nn graphs (loaded once, shared by every request; empty: `load-by-name` answers
+    /// not-found and the guest falls back to tract).
+    pub nn: Arc<crate::nn::NnRegistry>,
 }
 
 /// How the compiled component was obtained, for the startup log.
@@ -225,6 +229,8 @@ impl Runtime {
             hooks: DenyOutbound,
             limits,
             deadline,
+            // One pointer per request: the graphs and their session pools are shared.
+            nn: self.guest.nn.clone(),
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
@@ -242,9 +248,8 @@ impl Runtime {
     }
 }
 
-/// Every import the host provides. The single seam for new host interfaces (issue 3 adds
-/// `wasmtime_wasi_nn::wit::add_to_linker(linker, |s: &mut HostState| …)` here, with its context in
-/// [`HostState`]).
+/// Every import the host provides. The single seam for new host interfaces; their per-request
+/// state lives in [`HostState`].
 pub fn add_host_interfaces(linker: &mut Linker<HostState>) -> Result<()> {
     // All of WASI 0.2 (a component made from a wasip1 module through the preview1 adapter imports
     // wasi:filesystem and wasi:cli/environment, which the proxy world alone lacks). Sockets are
@@ -252,6 +257,10 @@ pub fn add_host_interfaces(linker: &mut Linker<HostState>) -> Result<()> {
     wasmtime_wasi::p2::add_to_linker_async(linker)?;
     // wasi:http/types and wasi:http/outgoing-handler (outbound requests are denied by DenyOutbound).
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)?;
+    // wasi:nn (ONNX Runtime; see `crate::nn`). Always linked — with an empty registry when wasi-nn
+    // is off or ONNX Runtime is missing — so the wasi-nn build always instantiates and falls back
+    // to tract; a component that does not import it is unaffected.
+    crate::nn::wit::add_to_linker(linker, HostState::nn_view)?;
     Ok(())
 }
 
@@ -263,6 +272,14 @@ pub struct HostState {
     hooks: DenyOutbound,
     limits: StoreLimits,
     deadline: Instant,
+    nn: Arc<crate::nn::NnRegistry>,
+}
+
+impl HostState {
+    /// The wasi-nn imports' view: this request's resource table and the shared graphs.
+    fn nn_view(&mut self) -> crate::nn::wit::NnView<'_> {
+        crate::nn::wit::NnView::new(&mut self.table, &self.nn)
+    }
 }
 
 impl WasiView for HostState {
@@ -403,9 +420,10 @@ fn obtain_component(
     cache_dir: Option<&Path>,
 ) -> Result<(Component, CompileSource)> {
     let Some(dir) = cache_dir else {
-        let c =
-            Component::new(engine, wasm).map_err(|e| anyhow!(e).context("compiling component"))?;
-        return Ok((c, CompileSource::Compiled(Some("cache disabled".into()))));
+        return Ok((
+            compile(engine, wasm)?,
+            CompileSource::Compiled(Some("cache disabled".into())),
+        ));
     };
     let path = dir.join(format!("{key}.cwasm"));
     if path.is_file() {
@@ -415,20 +433,81 @@ fn obtain_component(
         // the input, and is as trusted as the binary itself; wasmtime additionally checks the
         // header, version and engine compatibility and returns an error (→ recompile) on mismatch.
         match unsafe { Component::deserialize_file(engine, &path) } {
-            Ok(c) => return Ok((c, CompileSource::CacheHit(path))),
+            Ok(c) => {
+                touch(&path);
+                return Ok((c, CompileSource::CacheHit(path)));
+            }
+            // The artifact is fine but the component does not fit this run's limits: compiling
+            // again would fail the same way, only after wasting the compile time.
+            Err(e) if is_pool_limit_error(&e) => return Err(limits_error(e)),
             Err(e) => {
                 tracing::warn!(path = %path.display(), error = %e, "compiled artifact unusable; recompiling");
             }
         }
     }
-    let component =
-        Component::new(engine, wasm).map_err(|e| anyhow!(e).context("compiling component"))?;
+    let component = compile(engine, wasm)?;
     match store_artifact(&component, dir, &path) {
-        Ok(()) => Ok((component, CompileSource::CompiledAndCached(path))),
+        Ok(()) => {
+            prune_cache(dir, &path);
+            Ok((component, CompileSource::CompiledAndCached(path)))
+        }
         Err(e) => {
             tracing::warn!(dir = %dir.display(), error = %format!("{e:#}"), "cannot write the compiled-artifact cache; next start compiles again");
             Ok((component, CompileSource::Compiled(Some(format!("{e:#}")))))
         }
+    }
+}
+
+fn compile(engine: &Engine, wasm: &[u8]) -> Result<Component> {
+    Component::new(engine, wasm).map_err(|e| {
+        if is_pool_limit_error(&e) {
+            limits_error(e)
+        } else {
+            anyhow!(e).context("compiling component")
+        }
+    })
+}
+
+/// Whether loading failed because the component exceeds the pooling allocator's per-instance
+/// limits (wasmtime validates a component against them when it is loaded). wasmtime has no error
+/// type for this, hence the message match; a miss only costs a recompile before the same error.
+fn is_pool_limit_error(e: &wasmtime::Error) -> bool {
+    format!("{e:#}").contains("pooling allocator")
+}
+
+fn limits_error(e: wasmtime::Error) -> anyhow::Error {
+    anyhow!(e).context(
+        "the component does not fit the per-instance limits (raise --max-instance-memory-bytes / PFD_MAX_INSTANCE_MEMORY_BYTES)",
+    )
+}
+
+/// How many compiled artifacts the cache keeps. Why 8: each is ~3x the component (60+ MB for
+/// pfd-edge); 8 covers the portable and wasi-nn builds across a few rebuilds without letting a
+/// development machine's cache grow without bound.
+const CACHE_KEEP: usize = 8;
+
+/// Marks an artifact as recently used (its mtime), so pruning keeps the ones in use.
+fn touch(path: &Path) {
+    if let Ok(f) = std::fs::File::options().append(true).open(path) {
+        let _ = f.set_modified(std::time::SystemTime::now());
+    }
+}
+
+/// Deletes all but the [`CACHE_KEEP`] most recently used artifacts (best effort).
+fn prune_cache(dir: &Path, keep: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut artifacts: Vec<(std::time::SystemTime, PathBuf)> = entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "cwasm") && p != keep)
+        .filter_map(|p| Some((p.metadata().ok()?.modified().ok()?, p)))
+        .collect();
+    artifacts.sort_by_key(|a| std::cmp::Reverse(a.0));
+    for (_, old) in artifacts.into_iter().skip(CACHE_KEEP.saturating_sub(1)) {
+        tracing::info!(path = %old.display(), "pruning old compiled artifact");
+        let _ = std::fs::remove_file(old);
     }
 }
 
@@ -656,6 +735,40 @@ mod tests {
         assert_eq!(fourth, CompileSource::CacheHit(path));
         // No temporary files left behind.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn pruning_keeps_the_newest_artifacts() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = std::time::SystemTime::now() - Duration::from_secs(3600);
+        for i in 0..12u64 {
+            let p = dir.path().join(format!("{i:02}.cwasm"));
+            std::fs::write(&p, b"x").unwrap();
+            let f = std::fs::File::options().append(true).open(&p).unwrap();
+            f.set_modified(base + Duration::from_secs(i)).unwrap();
+        }
+        std::fs::write(dir.path().join("unrelated.txt"), b"x").unwrap();
+        let keep = dir.path().join("00.cwasm"); // the one just written, whatever its mtime
+        prune_cache(dir.path(), &keep);
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                "00.cwasm",
+                "05.cwasm",
+                "06.cwasm",
+                "07.cwasm",
+                "08.cwasm",
+                "09.cwasm",
+                "10.cwasm",
+                "11.cwasm",
+                "unrelated.txt"
+            ]
+        );
     }
 
     #[test]

@@ -189,9 +189,10 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>, client: SocketAddr)
         response.headers_mut().insert("x-request-id", v);
     }
     let status = response.status().as_u16();
-    let duration_ms = started.elapsed().as_secs_f64() * 1e3;
+    // Microsecond resolution, as a number (so JSON logs can be aggregated without parsing).
+    let duration_ms = (started.elapsed().as_secs_f64() * 1e6).round() / 1e3;
     span.in_scope(|| {
-        info!(target: "pfd_host::access", %method, %path, status, duration_ms = format!("{duration_ms:.3}"), %client, "request");
+        info!(target: "pfd_host::access", %request_id, %method, %path, status, duration_ms, %client, "request");
     });
     response
 }

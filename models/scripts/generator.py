@@ -49,6 +49,14 @@ CLI (makes a real request body for the pfd-edge HTTP API)::
 
     python models/scripts/generator.py --class 3 --seed 7 --out /tmp/req.json      # {"signal": [...]}
     python models/scripts/generator.py --class 3 --seed 7 --batch 4 --out /tmp/b.json  # {"signals": [...]}
+
+Raw records for tools (``pfd-host model compare``)::
+
+    python models/scripts/generator.py --raw-f32 /tmp/r.f32 --count 220 --seed 8008
+
+writes ``count`` records as little-endian float32, row-major ``[count, length]``: record ``i`` is
+record ``i // 11`` of class ``i % 11`` of ``make_dataset(ceil(count / 11), seed)`` (the same rows,
+in the same order), and prints ``{"count", "length", "seed", "labels"}`` as JSON on stdout.
 """
 
 from __future__ import annotations
@@ -419,12 +427,29 @@ def make_dataset(n_per_class: int, seed: int, length: int = SIGNAL_LENGTH, fs: i
 
 def _main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="Write a synthetic vibration record as a pfd-edge request body.")
-    p.add_argument("--class", dest="cls", type=int, required=True, help="class index 0..10")
+    p.add_argument("--class", dest="cls", type=int, help="class index 0..10 (request bodies)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch", type=int, default=None, help="write {'signals': [N records]} (seeds seed..seed+N-1)")
     p.add_argument("--length", type=int, default=SIGNAL_LENGTH)
     p.add_argument("--out", default="-", help="output file ('-' = stdout)")
+    p.add_argument("--raw-f32", metavar="FILE", help="write --count records of make_dataset(ceil(count/11), seed) "
+                   "as raw little-endian float32 [count, length]; print their labels as JSON")
+    p.add_argument("--count", type=int, default=NUM_CLASSES, help="records for --raw-f32")
     a = p.parse_args(argv)
+    if a.raw_f32 is not None:
+        if a.count < 1:
+            p.error("--count must be >= 1")
+        labels = []
+        with open(a.raw_f32, "wb") as f:
+            for i in range(a.count):
+                c, j = i % NUM_CLASSES, i // NUM_CLASSES
+                f.write(generate(c, np.random.default_rng([int(a.seed), c, j]), a.length).astype("<f4").tobytes())
+                labels.append(c)
+        json.dump({"count": a.count, "length": a.length, "seed": a.seed, "labels": labels}, sys.stdout)
+        sys.stdout.write("\n")
+        return 0
+    if a.cls is None:
+        p.error("--class is required (or --raw-f32)")
     if not 0 <= a.cls < NUM_CLASSES:
         p.error(f"--class must be in 0..{NUM_CLASSES - 1}")
     if a.batch is None:

@@ -7,7 +7,10 @@
 //!    `wasm32-wasip1` target when one is installed (a developer laptop), else Debian's
 //!    `rustc-web` + `rust-web-src` + `-Zbuild-std` + `wasm-ld` + `wasi-libc` (machines whose
 //!    rustup cannot download targets). See `../shared/docs/toolchain.md` in the project docs.
-//! 2. wrap the core module into a component with the preview1 reactor adapter (wit-component).
+//! 2. pre-initialise it (wizer, through `pfd-host preinit`): the default model's tract plan is
+//!    built once here instead of in every fresh instance (`--no-preinit` skips this, to measure
+//!    what it saves);
+//! 3. wrap the core module into a component with the preview1 reactor adapter (wit-component).
 //!
 //! Outputs land in `build/` at the workspace root (stable paths that `spin.toml` and pfd-host
 //! name), whatever `CARGO_TARGET_DIR` is.
@@ -27,19 +30,28 @@ struct Flavour {
     output: &'static str,
 }
 
-/// The portable build (tract only, WASI 0.2 imports only) is what `spin.toml` serves.
-const FLAVOURS: &[Flavour] = &[Flavour {
-    name: "portable",
-    features: "",
-    output: "pfd-edge.wasm",
-}];
+/// Two builds from one source, because component imports cannot be optional: the portable one
+/// (tract only, WASI 0.2 imports only) is what `spin.toml` serves on every Spin host; the
+/// wasi-nn one imports `wasi:nn` (hosts without it refuse to start it) and is pfd-host's default.
+const FLAVOURS: &[Flavour] = &[
+    Flavour {
+        name: "portable",
+        features: "",
+        output: "pfd-edge.wasm",
+    },
+    Flavour {
+        name: "wasi-nn",
+        features: "wasi-nn",
+        output: "pfd-edge-nn.wasm",
+    },
+];
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("build-component") => build_component(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask build-component [--debug]");
+            eprintln!("usage: cargo xtask build-component [--debug] [--no-preinit] [--only portable|wasi-nn]");
             std::process::exit(2)
         }
     }
@@ -107,39 +119,92 @@ fn detect_toolchain() -> Result<Toolchain> {
     })
 }
 
-fn target_dir() -> PathBuf {
-    let base = std::env::var_os("CARGO_TARGET_DIR")
+/// Cargo's target directory for native builds.
+fn native_target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target"));
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
+fn target_dir() -> PathBuf {
     // A separate directory: the wasm build may use another rustc and always other RUSTFLAGS,
     // which must not invalidate the native build's cache.
-    base.join("wasm")
+    native_target_dir().join("wasm")
 }
 
 fn build_component(args: &[String]) -> Result<()> {
     let release = !args.iter().any(|a| a == "--debug");
+    let preinit = !args.iter().any(|a| a == "--no-preinit");
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1));
+    if let Some(name) = only.filter(|o| !FLAVOURS.iter().any(|f| f.name == o.as_str())) {
+        bail!("unknown flavour {name:?} (portable, wasi-nn)");
+    }
     let toolchain = detect_toolchain()?;
     let out_dir = workspace_root().join("build");
     std::fs::create_dir_all(&out_dir)?;
-    for flavour in FLAVOURS {
+    let host = if preinit { Some(build_host()?) } else { None };
+    for flavour in FLAVOURS.iter().filter(|f| only.is_none_or(|o| o == f.name)) {
         let started = Instant::now();
-        let core = cargo_build(&toolchain, flavour, release)?;
+        let mut core = cargo_build(&toolchain, flavour, release)?;
         let compiled = started.elapsed();
-        let component = componentize(
-            &std::fs::read(&core).with_context(|| format!("reading {}", core.display()))?,
-        )?;
+        if let Some(host) = &host {
+            let snapshot = core.with_extension("preinit.wasm");
+            run(Command::new(host)
+                .current_dir(workspace_root())
+                .args(["preinit", "--manifest", "spin.toml", "--input"])
+                .arg(&core)
+                .arg("--output")
+                .arg(&snapshot))?;
+            core = snapshot;
+        }
+        let prepared = started.elapsed();
+        let wasm = std::fs::read(&core).with_context(|| format!("reading {}", core.display()))?;
+        let component = componentize(&wasm)?;
         let out = out_dir.join(flavour.output);
         std::fs::write(&out, &component)?;
         eprintln!(
-            "xtask: {} component {} ({:.1} MB) — cargo {:.1}s, componentize {:.1}s",
+            "xtask: {} component {} ({:.1} MB{}) — cargo {:.1}s, preinit {:.1}s, componentize {:.1}s",
             flavour.name,
             out.display(),
             component.len() as f64 / 1e6,
+            if preinit { ", pre-initialised" } else { "" },
             compiled.as_secs_f64(),
-            (started.elapsed() - compiled).as_secs_f64()
+            (prepared - compiled).as_secs_f64(),
+            (started.elapsed() - prepared).as_secs_f64()
         );
     }
     Ok(())
+}
+
+fn run(cmd: &mut Command) -> Result<()> {
+    eprintln!("xtask: {cmd:?}");
+    let status = cmd.status().with_context(|| format!("running {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed: {status}");
+    }
+    Ok(())
+}
+
+/// pfd-host (release): it hosts the wizer step, so the build needs no second wasmtime.
+fn build_host() -> Result<PathBuf> {
+    let target_dir = native_target_dir();
+    run(
+        Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .current_dir(workspace_root())
+            .args([
+                "build",
+                "--release",
+                "--locked",
+                "-p",
+                "pfd-host",
+                "--target-dir",
+            ])
+            .arg(&target_dir),
+    )?;
+    Ok(target_dir.join("release").join("pfd-host"))
 }
 
 fn cargo_build(toolchain: &Toolchain, flavour: &Flavour, release: bool) -> Result<PathBuf> {
@@ -194,11 +259,7 @@ fn cargo_build(toolchain: &Toolchain, flavour: &Flavour, release: bool) -> Resul
     // CARGO_ENCODED_RUSTFLAGS (0x1f-separated) applies to the target only, not build scripts.
     cmd.env("CARGO_ENCODED_RUSTFLAGS", rustflags.join("\u{1f}"))
         .env_remove("RUSTFLAGS");
-    eprintln!("xtask: {:?}", cmd);
-    let status = cmd.status().context("running cargo")?;
-    if !status.success() {
-        bail!("cargo build for {TARGET} failed");
-    }
+    run(&mut cmd)?;
     Ok(target_dir
         .join(TARGET)
         .join(if release { "release" } else { "debug" })

@@ -21,6 +21,8 @@ pub struct Config {
     pub engine_batch_size: usize,
     /// Makes `/health` answer 503 while not ready (for probes that can only use `/health`).
     pub strict_health: bool,
+    /// The device behind the host's wasi-nn, as pfd-host reports it (empty elsewhere).
+    pub nn_device: String,
 }
 
 /// One configuration setting.
@@ -74,6 +76,13 @@ pub const SETTINGS: &[Setting] = &[
         legacy: Some("BATCH_SIZE"),
         default: "32",
         help: "signals per engine call",
+        secret: false,
+    },
+    Setting {
+        name: "PFD_NN_DEVICE",
+        legacy: None,
+        default: "",
+        help: "set by pfd-host: the device behind wasi-nn (cpu, cuda)",
         secret: false,
     },
     Setting {
@@ -153,6 +162,7 @@ impl Config {
             max_batch_size: positive("PFD_MAX_BATCH_SIZE")?,
             engine_batch_size: positive("PFD_BATCH_SIZE")?,
             strict_health: flag("PFD_STRICT_HEALTH")?,
+            nn_device: get("PFD_NN_DEVICE"),
         })
     }
 

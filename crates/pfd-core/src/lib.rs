@@ -2,7 +2,8 @@
 //!
 //! Everything that defines *what the service answers* lives here, once, as plain Rust that
 //! compiles natively and to `wasm32-wasip1`: the LSTM_PFD request/response schemas and their
-//! validation ([`predict`]), FastAPI-compatible error bodies ([`errors`]), the route table
+//! validation ([`predict`]), the Open Inference Protocol v2 ([`oip`]), FastAPI-compatible
+//! error bodies ([`errors`]), the route table
 //! ([`router`]), softmax/top-k ([`postprocess`]), model cards ([`card`]), settings ([`config`])
 //! and the [`engine::InferenceEngine`] trait that backends implement.
 //!
@@ -16,6 +17,7 @@ pub mod config;
 pub mod engine;
 pub mod errors;
 pub mod http;
+pub mod oip;
 pub mod postprocess;
 pub mod predict;
 pub mod router;

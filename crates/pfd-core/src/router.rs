@@ -97,6 +97,12 @@ const ROUTES: &[Route] = &[
     },
     Route {
         method: "GET",
+        path: "/openapi.json",
+        protected: false,
+        handler: openapi,
+    },
+    Route {
+        method: "GET",
         path: "/health",
         protected: false,
         handler: health,
@@ -136,6 +142,16 @@ const ROUTES: &[Route] = &[
 /// Answers one request.
 pub fn handle(app: &App, req: &Request) -> Response {
     let path = normalize(req.path);
+    if crate::oip::owns(path) {
+        let open = matches!(path, "/v2" | "/v2/health/live" | "/v2/health/ready");
+        if !open && !authorized(app.config, req) {
+            return Response::json(
+                401,
+                &serde_json::json!({"error": "Invalid or missing API key"}),
+            );
+        }
+        return crate::oip::handle(app, &Request { path, ..*req });
+    }
     let mut path_known = false;
     for route in ROUTES.iter().filter(|r| r.path == path) {
         path_known = true;
@@ -185,6 +201,17 @@ fn authorized(config: &Config, req: &Request) -> bool {
         })
         .unwrap_or("");
     bool::from(presented.as_bytes().ct_eq(expected.as_bytes()))
+}
+
+/// The OpenAPI 3.1 document of both APIs (checked against the routes by the test suites).
+pub const OPENAPI: &str = include_str!("../api/openapi.json");
+
+fn openapi(_: &App, _: &Request) -> Response {
+    Response {
+        status: 200,
+        headers: vec![("content-type", "application/json".into())],
+        body: OPENAPI.as_bytes().to_vec(),
+    }
 }
 
 fn welcome(_: &App, _: &Request) -> Response {
@@ -281,7 +308,7 @@ fn infer(app: &App, m: &ServedModel, signals: &[&[f32]]) -> Result<(Vec<Vec<f32>
         .engine
         .predict_batch(signals, m.card.num_classes(), app.config.engine_batch_size)
         .map_err(|e| http_error(500, &format!("Inference failed: {e}")))?;
-    Ok((logits, start.elapsed().as_secs_f64() * 1e3))
+    Ok((logits, ms_since(start)))
 }
 
 fn prediction(
@@ -306,13 +333,14 @@ fn predict_one(app: &App, req: &Request) -> Response {
     let Ok(m) = app.models.get(&app.config.default_model) else {
         return http_error(503, "Model not loaded");
     };
+    let started = Instant::now();
     let body = match predict::parse_predict(req.body, &m.limits(app.config)) {
         Ok(b) => b,
         Err(rejection) => return rejection.into_response(),
     };
+    let decode_ms = ms_since(started);
     match infer(app, m, &[&body.signal]) {
-        Ok((logits, ms)) => Response::json(
-            200,
+        Ok((logits, ms)) => timed_json(
             &prediction(
                 m,
                 &logits[0],
@@ -320,19 +348,40 @@ fn predict_one(app: &App, req: &Request) -> Response {
                 body.return_top_k,
                 ms,
             ),
+            decode_ms,
+            ms,
         ),
         Err(response) => response,
     }
+}
+
+fn ms_since(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1e3
+}
+
+/// A 200 JSON response with a `Server-Timing` header splitting the guest's work into request
+/// decoding, inference and response encoding (standard header; browsers' dev tools and
+/// `scripts/latency.py` read it).
+fn timed_json(value: &impl serde::Serialize, decode_ms: f64, infer_ms: f64) -> Response {
+    let started = Instant::now();
+    let response = Response::json(200, value);
+    let timing = format!(
+        "decode;dur={decode_ms:.3}, infer;dur={infer_ms:.3}, encode;dur={:.3}",
+        ms_since(started)
+    );
+    response.with_header("server-timing", timing)
 }
 
 fn predict_batch(app: &App, req: &Request) -> Response {
     let Ok(m) = app.models.get(&app.config.default_model) else {
         return http_error(503, "Model not loaded");
     };
+    let started = Instant::now();
     let body = match predict::parse_batch(req.body, &m.limits(app.config)) {
         Ok(b) => b,
         Err(rejection) => return rejection.into_response(),
     };
+    let decode_ms = ms_since(started);
     let signals: Vec<&[f32]> = body.signals.iter().map(Vec::as_slice).collect();
     let (logits, total_ms) = match infer(app, m, &signals) {
         Ok(r) => r,
@@ -340,8 +389,7 @@ fn predict_batch(app: &App, req: &Request) -> Response {
     };
     let n = signals.len();
     let each_ms = total_ms / n as f64;
-    Response::json(
-        200,
+    timed_json(
         &BatchPredictionResponse {
             predictions: logits
                 .iter()
@@ -351,6 +399,8 @@ fn predict_batch(app: &App, req: &Request) -> Response {
             total_inference_time_ms: total_ms,
             average_inference_time_ms: each_ms,
         },
+        decode_ms,
+        total_ms,
     )
 }
 
@@ -417,6 +467,149 @@ mod tests {
             },
         );
         (r.status, serde_json::from_slice(&r.body).unwrap())
+    }
+
+    #[test]
+    fn openapi_documents_every_route() {
+        let spec: Value = serde_json::from_str(OPENAPI).unwrap();
+        assert_eq!(spec["info"]["version"], crate::VERSION);
+        for route in ROUTES {
+            let op = &spec["paths"][route.path][route.method.to_ascii_lowercase()];
+            assert!(
+                op.is_object(),
+                "{} {} is not in api/openapi.json",
+                route.method,
+                route.path
+            );
+            assert_eq!(
+                op.get("security").is_some(),
+                route.protected,
+                "{} security",
+                route.path
+            );
+        }
+    }
+
+    #[test]
+    fn oip_infer_json_and_binary() {
+        let (cfg, store) = (config(&[]), Fixed(Some(model())));
+        let app = App {
+            config: &cfg,
+            models: &store,
+        };
+        let body = br#"{"id":"r1","inputs":[{"name":"input","shape":[2,1,8],"datatype":"FP32","data":[[2,2,2,2,2,2,2,2],[5,5,5,5,5,5,5,5]]}]}"#;
+        let r = handle(
+            &app,
+            &Request {
+                method: "POST",
+                path: "/v2/models/bearing-lstm/infer",
+                headers: &[],
+                body,
+            },
+        );
+        let v: Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(r.status, 200, "{v}");
+        assert_eq!(v["id"], "r1");
+        assert_eq!(v["outputs"][0]["shape"], serde_json::json!([2, 11]));
+        let data: Vec<f64> = v["outputs"][0]["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect();
+        assert_eq!(data[2], 0.0); // logit of class 2 for a mean of 2
+        assert_eq!(data[11 + 5], 0.0);
+
+        // The same request with binary input and output.
+        let header = br#"{"inputs":[{"name":"input","shape":[1,1,8],"datatype":"FP32","parameters":{"binary_data_size":32}}],"outputs":[{"name":"logits","parameters":{"binary_data":true}}]}"#;
+        let mut body = header.to_vec();
+        body.extend(std::iter::repeat_n(3f32.to_le_bytes(), 8).flatten());
+        let headers = vec![(
+            "inference-header-content-length".to_string(),
+            header.len().to_string(),
+        )];
+        let r = handle(
+            &app,
+            &Request {
+                method: "POST",
+                path: "/v2/models/bearing-lstm/infer",
+                headers: &headers,
+                body: &body,
+            },
+        );
+        assert_eq!(r.status, 200);
+        let n: usize = r
+            .headers
+            .iter()
+            .find(|(k, _)| *k == "inference-header-content-length")
+            .unwrap()
+            .1
+            .parse()
+            .unwrap();
+        let json: Value = serde_json::from_slice(&r.body[..n]).unwrap();
+        assert_eq!(json["outputs"][0]["parameters"]["binary_data_size"], 44);
+        let logits: Vec<f32> = r.body[n..]
+            .chunks(4)
+            .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+            .collect();
+        assert_eq!(logits[3], 0.0);
+
+        let bad = |path: &str, method: &str, body: &[u8]| {
+            handle(
+                &app,
+                &Request {
+                    method,
+                    path,
+                    headers: &[],
+                    body,
+                },
+            )
+            .status
+        };
+        assert_eq!(bad("/v2/models/nope/infer", "POST", b"{}"), 404);
+        assert_eq!(bad("/v2/models/bearing-lstm/versions/9", "GET", b""), 404);
+        assert_eq!(bad("/v2/models/bearing-lstm/infer", "POST", br#"{"inputs":[{"name":"input","shape":[1,8],"datatype":"FP32","data":[1,1,1,1,1,1,1,1]}]}"#), 400);
+        assert_eq!(bad("/v2/models/bearing-lstm/infer", "POST", br#"{"inputs":[{"name":"input","shape":[1,1,8],"datatype":"INT8","data":[1,1,1,1,1,1,1,1]}]}"#), 400);
+        assert_eq!(
+            bad(
+                "/v2/models/bearing-lstm/infer",
+                "POST",
+                br#"{"inputs":[{"name":"input","shape":[1,1,8],"datatype":"FP32","data":[1,1]}]}"#
+            ),
+            400
+        );
+        assert_eq!(bad("/v2/models/bearing-lstm/infer", "POST", b"{nope"), 400);
+        assert_eq!(bad("/v2/models/bearing-lstm/infer", "GET", b""), 405);
+        assert_eq!(bad("/v2/models/bearing-lstm/ready", "GET", b""), 200);
+        assert_eq!(bad("/v2", "GET", b""), 200);
+    }
+
+    #[test]
+    fn predictions_carry_server_timing() {
+        let (cfg, store) = (config(&[]), Fixed(Some(model())));
+        let r = handle(
+            &App {
+                config: &cfg,
+                models: &store,
+            },
+            &Request {
+                method: "POST",
+                path: "/predict",
+                headers: &[],
+                body: br#"{"signal":[1,1,1,1,1,1,1,1]}"#,
+            },
+        );
+        let timing = &r
+            .headers
+            .iter()
+            .find(|(k, _)| *k == "server-timing")
+            .expect("server-timing")
+            .1;
+        let names: Vec<&str> = timing
+            .split(", ")
+            .map(|m| m.split(';').next().unwrap())
+            .collect();
+        assert_eq!(names, ["decode", "infer", "encode"], "{timing}");
     }
 
     #[test]
