@@ -62,6 +62,8 @@ struct Series {
     throughput_rps: f64,
     /// Signals per request.
     signals: usize,
+    /// The host's own time per wasi-nn compute (ms, sorted; empty when the path has none).
+    host_compute_ms: Vec<f64>,
 }
 
 impl Series {
@@ -168,6 +170,8 @@ pub async fn run(args: BenchArgs) -> Result<()> {
     );
     bar.enable_steady_tick(Duration::from_millis(200));
 
+    let machine = machine_description(&ort.version, &ort.path, device, &opts, concurrency);
+
     // (c) the baseline, with no server running.
     bar.set_message(format!("in-process ONNX Runtime ({device})"));
     let native = {
@@ -237,7 +241,6 @@ pub async fn run(args: BenchArgs) -> Result<()> {
     }
     bar.finish_and_clear();
 
-    let machine = machine_description(&ort.version, &ort.path, device, &opts, concurrency);
     let table = markdown(&results, &machine, &args);
     println!("{table}");
     std::fs::write(args.out.join("bench.md"), &table)?;
@@ -439,6 +442,8 @@ fn run_once(
 struct Server {
     child: tokio::process::Child,
     addr: SocketAddr,
+    /// The host's own time per wasi-nn `compute` (ms), from its debug log, in order.
+    computes: Arc<std::sync::Mutex<Vec<f64>>>,
 }
 
 impl Server {
@@ -458,6 +463,9 @@ impl Server {
             .args(["--listen", "127.0.0.1:0"])
             .args(flags)
             .env("PFD_LOG_FORMAT", "json")
+            // The host logs each wasi-nn compute (validation + ONNX Runtime + output) at debug:
+            // the table splits the guest's model time into the host's part and the rest.
+            .env("RUST_LOG", "info,pfd_host::nn::ort_backend=debug")
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
@@ -469,12 +477,25 @@ impl Server {
             .await
             .with_context(|| format!("creating {}", log.display()))?;
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let computes = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = computes.clone();
         tokio::spawn(async move {
             use tokio::io::AsyncWriteExt;
             let mut lines = tokio::io::BufReader::new(stderr).lines();
             while let Ok(Some(line)) = lines.next_line().await {
                 let _ = file.write_all(line.as_bytes()).await;
                 let _ = file.write_all(b"\n").await;
+                if line.contains("\"wasi-nn compute\"") {
+                    if let Some(us) = serde_json::from_str::<Value>(&line)
+                        .ok()
+                        .and_then(|v| v.get("us").and_then(Value::as_f64))
+                    {
+                        sink.lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .push(us / 1e3);
+                    }
+                    continue;
+                }
                 let _ = tx.send(line);
             }
             let _ = file.flush().await;
@@ -505,7 +526,33 @@ impl Server {
         };
         // Keep draining the log.
         tokio::spawn(async move { while rx.recv().await.is_some() {} });
-        Ok(Server { child, addr })
+        Ok(Server {
+            child,
+            addr,
+            computes,
+        })
+    }
+
+    /// How many computes the host has logged so far.
+    fn computes_seen(&self) -> usize {
+        self.computes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
+    }
+
+    /// The host compute times logged since `from`, sorted (waits briefly for the log to catch up).
+    async fn computes_since(&self, from: usize, expected: usize) -> Vec<f64> {
+        for _ in 0..50 {
+            if self.computes_seen() >= from + expected {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let all = self.computes.lock().unwrap_or_else(|e| e.into_inner());
+        let mut v = all.get(from..).unwrap_or_default().to_vec();
+        v.sort_by(f64::total_cmp);
+        v
     }
 
     async fn stop(mut self) {
@@ -636,6 +683,7 @@ async fn measure_server(
                 signals,
                 ..Default::default()
             };
+            let seen = server.computes_seen();
             for i in 0..n as usize {
                 let (e2e, model, _) = client
                     .predict(route, bodies[i % bodies.len()].clone())
@@ -646,6 +694,9 @@ async fn measure_server(
             }
             s.e2e_ms.sort_by(f64::total_cmp);
             s.model_ms.sort_by(f64::total_cmp);
+            if key == "wasi-nn" {
+                s.host_compute_ms = server.computes_since(seen, n as usize).await;
+            }
             bar.set_message(format!("{key}: {route} throughput ({concurrency} clients)"));
             s.throughput_rps = throughput(server.addr, route, bodies, n, concurrency, bar).await?;
             Ok(s)
@@ -736,8 +787,13 @@ fn machine_description(
                 .map(|(_, v)| v.trim().to_string())
         })
         .unwrap_or_else(|| std::env::consts::ARCH.to_string());
+    let load_average = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "?".into());
     json!({
         "cpu": cpu,
+        "load_average": load_average,
         "cores": crate::nn::available_cores(),
         "os": std::env::consts::OS,
         "onnxruntime": version,
@@ -761,19 +817,21 @@ fn markdown(results: &[PathResult], machine: &Value, args: &BenchArgs) -> String
     let mut out = String::new();
     out.push_str("# pfd-host bench\n\n");
     out.push_str(&format!(
-        "Machine: {} ({} cores), ONNX Runtime {} on {} ({} session(s) per graph, {} intra-op thread(s)); \
+        "Machine: {} ({} cores, load average {} at start), ONNX Runtime {} on {} ({} session(s) per graph, {} intra-op thread(s)); \
          {} `/predict` and {} `/predict/batch` (batch {}) requests per path, latency with 1 client, \
          throughput with {} clients; loopback.\n\n",
-        m("cpu"), m("cores"), m("onnxruntime"), m("device"), m("sessions_per_graph"), m("intra_op_threads"),
+        m("cpu"), m("cores"), m("load_average"), m("onnxruntime"), m("device"), m("sessions_per_graph"), m("intra_op_threads"),
         args.requests, args.batch_requests, args.batch, m("concurrency"),
     ));
     out.push_str(
         "Model time: the guest's `inference_time_ms` (`total_inference_time_ms` for a batch); \
-                  for the baseline, one in-process `Session::run` (tensor in, logits out). \
-                  Ratios are to the baseline's p50 for the same batch size.\n\n",
+                  for the baseline, one in-process `Session::run` (tensor in, logits out) in a tight loop. \
+                  Host compute: pfd-host's own time in wasi-nn `compute` (validation, ONNX Runtime run, \
+                  output), from its debug log; the rest of the wasi-nn model time is the tensor's trip \
+                  between guest and host. Ratios are to the baseline's p50 for the same batch size.\n\n",
     );
-    out.push_str("| path | route | backend | e2e p50 ms | e2e p99 ms | model p50 ms | model p99 ms | model / baseline | e2e / baseline | throughput req/s | signals/s | reference vectors |\n");
-    out.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    out.push_str("| path | route | backend | e2e p50 ms | e2e p99 ms | model p50 ms | model p99 ms | host compute p50 ms | model / baseline | e2e / baseline | throughput req/s | signals/s | reference vectors |\n");
+    out.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for r in results {
         for (route, s, b) in [
             ("/predict", &r.single, &base.single),
@@ -785,7 +843,7 @@ fn markdown(results: &[PathResult], machine: &Value, args: &BenchArgs) -> String
                 format!("`{route}` ({})", s.signals)
             };
             out.push_str(&format!(
-                "| {} | {} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {:.2}x | {:.2}x | {:.1} | {:.1} | {}/{}{} |\n",
+                "| {} | {} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {} | {:.2}x | {:.2}x | {:.1} | {:.1} | {}/{}{} |\n",
                 r.label,
                 route,
                 r.backend,
@@ -793,6 +851,11 @@ fn markdown(results: &[PathResult], machine: &Value, args: &BenchArgs) -> String
                 s.e2e(99.0),
                 s.model(50.0),
                 s.model(99.0),
+                if s.host_compute_ms.is_empty() {
+                    "—".to_string()
+                } else {
+                    format!("{:.3}", Series::p(&s.host_compute_ms, 50.0))
+                },
                 s.model(50.0) / b.model(50.0),
                 s.e2e(50.0) / b.model(50.0),
                 s.throughput_rps,
@@ -818,7 +881,8 @@ fn markdown(results: &[PathResult], machine: &Value, args: &BenchArgs) -> String
     out
 }
 
-/// Grouped bars: p50 model and end-to-end time per path, one panel per route, log scale.
+/// Bars per path: p50 host compute (wasi-nn), model and end-to-end time; one panel per route; log
+/// scale.
 fn plot(results: &[PathResult], path: &Path, batch: usize) -> Result<()> {
     use plotters::prelude::*;
     let err = |e: &dyn std::fmt::Display| anyhow!("drawing {}: {e}", path.display());
@@ -845,6 +909,10 @@ fn plot(results: &[PathResult], path: &Path, batch: usize) -> Result<()> {
             if r.key == "native-ort" {
                 bars.push(("ORT in-process".into(), s.model(50.0), c));
             } else {
+                if !s.host_compute_ms.is_empty() {
+                    let host = Series::p(&s.host_compute_ms, 50.0);
+                    bars.push((format!("{} host", r.key), host, darken(c)));
+                }
                 bars.push((format!("{} model", r.key), s.model(50.0), c));
                 bars.push((format!("{} e2e", r.key), s.e2e(50.0), lighten(c)));
             }
@@ -862,7 +930,10 @@ fn plot(results: &[PathResult], path: &Path, batch: usize) -> Result<()> {
             .margin(12)
             .x_label_area_size(60)
             .y_label_area_size(60)
-            .build_cartesian_2d((0..bars.len()).into_segmented(), (min..max).log_scale())
+            .build_cartesian_2d(
+                (0..bars.len().saturating_sub(1)).into_segmented(),
+                (min..max).log_scale(),
+            )
             .map_err(|e| err(&e))?;
         chart
             .configure_mesh()
@@ -875,7 +946,10 @@ fn plot(results: &[PathResult], path: &Path, batch: usize) -> Result<()> {
                 }
                 SegmentValue::Last => String::new(),
             })
-            .y_label_formatter(&|v| format!("{v:.3}"))
+            .y_label_formatter(&|v| {
+                let s = format!("{v:.3}");
+                s.trim_end_matches('0').trim_end_matches('.').to_string()
+            })
             .draw()
             .map_err(|e| err(&e))?;
         chart
@@ -905,8 +979,101 @@ fn plot(results: &[PathResult], path: &Path, batch: usize) -> Result<()> {
     Ok(())
 }
 
+/// Halfway to black: the host-compute bar before its path's model-time bar.
+fn darken(c: plotters::style::RGBColor) -> plotters::style::RGBColor {
+    plotters::style::RGBColor(c.0 / 2, c.1 / 2, c.2 / 2)
+}
+
 /// Halfway to white: the end-to-end bar next to its path's model-time bar.
 fn lighten(c: plotters::style::RGBColor) -> plotters::style::RGBColor {
     let up = |x: u8| x + (255 - x) / 2;
     plotters::style::RGBColor(up(c.0), up(c.1), up(c.2))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn series(model: f64, e2e: f64, signals: usize, host: bool) -> Series {
+        Series {
+            e2e_ms: (0..100).map(|i| e2e + i as f64 * 0.01).collect(),
+            model_ms: (0..100).map(|i| model + i as f64 * 0.001).collect(),
+            throughput_rps: 100.0 / signals as f64,
+            signals,
+            host_compute_ms: if host { vec![model * 0.8] } else { vec![] },
+        }
+    }
+
+    fn result(key: &'static str, model: f64, e2e: f64, correct: bool) -> PathResult {
+        PathResult {
+            key,
+            label: key.to_string(),
+            backend: format!("{key}/cpu"),
+            single: series(model, e2e, 1, key == "wasi-nn"),
+            batch: series(model * 30.0, e2e * 30.0, 32, key == "wasi-nn"),
+            classes_ok: if correct { 11 } else { 10 },
+            classes_total: 11,
+            max_confidence_err: 0.0,
+            correct,
+        }
+    }
+
+    #[test]
+    fn table_and_plot() {
+        let results = vec![
+            result("native-ort", 0.7, 0.7, true),
+            result("wasi-nn", 0.8, 12.0, true),
+            result("tract", 4.0, 16.0, false),
+        ];
+        let args = BenchArgs {
+            requests: 100,
+            batch_requests: 10,
+            batch: 32,
+            concurrency: Some(2),
+            warmup: 1,
+            out: PathBuf::from("unused"),
+            manifest: PathBuf::from("spin.toml"),
+            nn_component: PathBuf::from("x"),
+            tract_component: PathBuf::from("y"),
+            model: "m".into(),
+            models_dir: PathBuf::from("models"),
+            nn: crate::config::NnArgs {
+                device: DeviceRequest::Cpu,
+                nn: crate::config::NnSwitch::On,
+                nn_models: None,
+                nn_sessions: None,
+                nn_intra_threads: 1,
+                ort_lib: None,
+            },
+        };
+        let opts = args.nn.options();
+        let machine = machine_description("1.22.1", Path::new("/lib.so"), Device::Cpu, &opts, 2);
+        let md = markdown(&results, &machine, &args);
+        assert!(
+            md.contains("| wasi-nn | `/predict` (1) | wasi-nn/cpu |"),
+            "{md}"
+        );
+        assert!(md.contains("| 1.13x |"), "wasi-nn model ratio: {md}");
+        assert!(md.contains("batch 1 1.13x (met)"), "{md}");
+        assert!(md.contains("10/11 **MISMATCH**"), "{md}");
+        let dir = tempfile::tempdir().unwrap();
+        let svg = dir.path().join("bench.svg");
+        plot(&results, &svg, 32).unwrap();
+        let text = std::fs::read_to_string(&svg).unwrap();
+        assert!(text.starts_with("<svg"));
+        assert!(text.contains("wasi-nn model") && text.contains("tract e2e"));
+        if let Some(keep) = std::env::var_os("PFD_BENCH_TEST_SVG") {
+            std::fs::copy(&svg, keep).unwrap();
+        }
+    }
+
+    #[test]
+    fn percentiles_and_softmax() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(Series::p(&v, 50.0), 50.0);
+        assert_eq!(Series::p(&v, 99.0), 99.0);
+        assert!(Series::p(&[], 50.0).is_nan());
+        let p = softmax(&[0.0, 0.0]);
+        assert!((p[0] - 0.5).abs() < 1e-12);
+    }
 }

@@ -451,6 +451,12 @@ mod tests {
         "PFD_CACHE_DIR",
         "PFD_NO_CACHE",
         "PFD_COMPONENT",
+        // Not PFD_ORT_LIB: the wasi-nn tests in this binary read it to find ONNX Runtime.
+        "PFD_DEVICE",
+        "PFD_NN",
+        "PFD_NN_MODELS",
+        "PFD_NN_SESSIONS",
+        "PFD_NN_INTRA_THREADS",
     ];
 
     fn clear() {
@@ -482,6 +488,40 @@ mod tests {
         assert_eq!(s.max_concurrency, 128);
         assert_eq!(s.max_instance_memory_bytes, 1 << 30);
         assert!(!s.no_cache);
+        let nn = s.nn.options();
+        assert!(nn.enabled);
+        assert_eq!(nn.device, DeviceRequest::Auto);
+        assert_eq!(nn.models, None);
+        assert_eq!(nn.sessions, crate::nn::available_cores());
+        assert_eq!(nn.intra_threads, 1);
+    }
+
+    #[test]
+    fn nn_settings_from_flags_and_environment() {
+        let _g = ENV_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        clear();
+        std::env::set_var("PFD_DEVICE", "cuda");
+        std::env::set_var("PFD_NN", "off");
+        std::env::set_var("PFD_NN_MODELS", "a,b");
+        std::env::set_var("PFD_NN_SESSIONS", "3");
+        let (_, s) = serve(&["serve", "--nn-intra-threads", "2"]);
+        let nn = s.nn.options();
+        assert!(!nn.enabled);
+        assert_eq!(nn.device, DeviceRequest::Cuda);
+        assert_eq!(nn.models, Some(vec!["a".to_string(), "b".to_string()]));
+        assert_eq!(nn.sessions, 3);
+        assert_eq!(nn.intra_threads, 2);
+        let (_, s) = serve(&["serve", "--device", "cpu", "--nn", "on"]);
+        assert_eq!(s.nn.options().device, DeviceRequest::Cpu);
+        assert!(s.nn.options().enabled);
+        clear();
+        for bad in [
+            &["pfd-host", "serve", "--device", "gpu"][..],
+            &["pfd-host", "serve", "--nn-sessions", "0"],
+            &["pfd-host", "serve", "--nn", "maybe"],
+        ] {
+            assert!(Cli::try_parse_from(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -70,7 +70,11 @@
 //! stays where it is (no copy, no channel, no wake-up). The alternative, an async host function
 //! that ships the run to `spawn_blocking`, costs two thread hand-offs per call — as much as the
 //! run itself for this model. Outside a multi-threaded runtime (tests, `nn-check`) the run is
-//! simply inline.
+//! simply inline. (Measured here: `block_in_place` adds a few microseconds to a 0.7 ms run.)
+//!
+//! A host call cannot be interrupted: a request whose deadline passes during its run (or while it
+//! waits for a session) gets its 504 from the server's timer, and the run completes in the
+//! background before the instance is torn down.
 //!
 //! # Device
 //!

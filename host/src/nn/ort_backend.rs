@@ -41,9 +41,10 @@ pub fn build_session(model: &[u8], opts: &SessionOptions) -> Result<Session> {
     let ort = ort_lib::loaded().ok_or_else(|| anyhow!("ONNX Runtime is not loaded"))?;
     let builder = Session::builder(&ort.env)
         .map_err(ort_err)?
-        // Level 3 ("all"): layout transformations included; the graph is optimised once per
-        // session at start, never per request.
-        .with_optimization_level(GraphOptimizationLevel::Level3)
+        // All optimisations (ORT_ENABLE_ALL, 99), the level every ONNX Runtime release accepts
+        // (`Level3` is ORT_ENABLE_LAYOUT, which releases before 1.23 reject); the graph is
+        // optimised once per session at start, never per request.
+        .with_optimization_level(GraphOptimizationLevel::All)
         .map_err(ort_err)?
         .with_intra_threads(opts.intra_threads.max(1))
         .map_err(ort_err)?

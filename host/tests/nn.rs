@@ -1,0 +1,412 @@
+//! wasi-nn end-to-end through the real `pfd-host` binary and the wasi-nn component
+//! (`build/pfd-edge-nn.wasm`, or `PFD_TEST_NN_COMPONENT`): ONNX Runtime behind wasi-nn gives the
+//! reference answers, the host picks the wasi-nn build by default, `--nn off` and a missing ONNX
+//! Runtime fall back to tract in the guest (and say so), `--device cuda` without CUDA fails the
+//! start, and 64 concurrent requests all succeed on the session pool.
+//!
+//! Without the component they print a note and pass; the tests that need ONNX Runtime look for the
+//! library the way pfd-host does (`PFD_ORT_LIB`, `ORT_DYLIB_PATH`, the project venv) and print a
+//! note and pass without it. The route-level suite over both builds lives in the workspace's
+//! `tests/`.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn nn_component() -> Option<PathBuf> {
+    let path = std::env::var_os("PFD_TEST_NN_COMPONENT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("build/pfd-edge-nn.wasm"));
+    if path.is_file() {
+        Some(path)
+    } else {
+        eprintln!(
+            "note: {} not built; skipping wasi-nn end-to-end test",
+            path.display()
+        );
+        None
+    }
+}
+
+/// libonnxruntime, found as pfd-host finds it (minus the system loader, which a test cannot
+/// probe without loading it).
+fn ort_library() -> Option<PathBuf> {
+    let from_env = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .filter(|p| p.is_file())
+    };
+    let found = from_env("PFD_ORT_LIB")
+        .or_else(|| from_env("ORT_DYLIB_PATH"))
+        .or_else(|| {
+            let venv = std::env::var_os("PFD_VENV")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+                .or_else(|| {
+                    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/pfd-edge/venv"))
+                })?;
+            let pattern =
+                venv.join("lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so*");
+            glob::glob(&pattern.to_string_lossy())
+                .ok()?
+                .filter_map(Result::ok)
+                .find(|p| p.is_file())
+        });
+    if found.is_none() {
+        eprintln!("note: no libonnxruntime (PFD_ORT_LIB / ORT_DYLIB_PATH / venv); skipping the ONNX Runtime part");
+    }
+    found
+}
+
+struct References {
+    inputs: Vec<Vec<f32>>,
+    logits: Vec<Vec<f32>>,
+    predicted: Vec<usize>,
+}
+
+fn references() -> References {
+    let dir = workspace().join("models/bearing-lstm");
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("reference.json")).unwrap()).unwrap();
+    let length = json["length"].as_u64().unwrap() as usize;
+    let raw = std::fs::read(dir.join(json["inputs_file"].as_str().unwrap())).unwrap();
+    let floats: Vec<f32> = raw
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    References {
+        inputs: floats.chunks(length).map(<[f32]>::to_vec).collect(),
+        logits: serde_json::from_value(json["logits"].clone()).unwrap(),
+        predicted: serde_json::from_value(json["predicted"].clone()).unwrap(),
+    }
+}
+
+fn softmax(logits: &[f32]) -> Vec<f64> {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    let e: Vec<f64> = logits.iter().map(|&x| (x as f64 - max).exp()).collect();
+    let sum: f64 = e.iter().sum();
+    e.into_iter().map(|x| x / sum).collect()
+}
+
+static START_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+    logs: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+enum Started {
+    Listening(Server),
+    Exited(std::process::ExitStatus, Vec<String>),
+}
+
+fn start(args: &[&str]) -> Started {
+    let _one_at_a_time = START_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pfd-host"))
+        .arg("serve")
+        .arg("--manifest")
+        .arg(workspace().join("spin.toml"))
+        .args(["--listen", "127.0.0.1:0"])
+        .args(args)
+        .env("PFD_LOG_FORMAT", "json")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn pfd-host");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let mut seen = Vec::new();
+    loop {
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(line) => {
+                let listen = serde_json::from_str::<serde_json::Value>(&line)
+                    .ok()
+                    .and_then(|v| v.get("listen")?.as_str()?.parse::<SocketAddr>().ok());
+                seen.push(line);
+                if let Some(addr) = listen {
+                    return Started::Listening(Server {
+                        child,
+                        addr,
+                        logs: rx,
+                        seen,
+                    });
+                }
+            }
+            Err(_) => {
+                // Exited (stderr closed) or timed out.
+                let status = match child.try_wait().unwrap() {
+                    Some(s) => s,
+                    None => {
+                        let _ = child.kill();
+                        child.wait().unwrap()
+                    }
+                };
+                return Started::Exited(status, seen);
+            }
+        }
+    }
+}
+
+fn serve(args: &[&str]) -> Server {
+    match start(args) {
+        Started::Listening(s) => s,
+        Started::Exited(status, lines) => {
+            panic!("pfd-host exited ({status}):\n{}", lines.join("\n"))
+        }
+    }
+}
+
+impl Server {
+    fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        request(self.addr, "GET", path, b"")
+    }
+    fn post(&self, path: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
+        request(self.addr, "POST", path, body.to_string().as_bytes())
+    }
+    /// Every log line so far (startup included).
+    fn logs(&mut self) -> String {
+        // Guest output is forwarded asynchronously; give it a moment.
+        std::thread::sleep(Duration::from_millis(200));
+        self.seen.extend(self.logs.try_iter());
+        self.seen.join("\n")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One request per connection; the reply's status and JSON body.
+fn request(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> (u16, serde_json::Value) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let mut payload = raw[split + 4..].to_vec();
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        payload = dechunk(&payload);
+    }
+    let json = serde_json::from_slice(&payload).unwrap_or(serde_json::Value::Null);
+    (status, json)
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(eol) = data.windows(2).position(|w| w == b"\r\n") {
+        let size = usize::from_str_radix(
+            String::from_utf8_lossy(&data[..eol])
+                .split(';')
+                .next()
+                .unwrap()
+                .trim(),
+            16,
+        )
+        .unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        out.extend_from_slice(&data[eol + 2..eol + 2 + size]);
+        data = &data[eol + 2 + size + 2..];
+    }
+    out
+}
+
+/// Every reference vector gives the reference class, and a confidence within rtol 1e-3 / atol
+/// 1e-5 of the reference logits' softmax; the batch route agrees.
+fn assert_reference_answers(server: &Server) {
+    let refs = references();
+    for (i, x) in refs.inputs.iter().enumerate() {
+        let (status, v) = server.post(
+            "/predict",
+            &serde_json::json!({ "signal": x, "return_probabilities": true }),
+        );
+        assert_eq!(status, 200, "vector {i}: {v}");
+        assert_eq!(
+            v["predicted_class"].as_u64().unwrap() as usize,
+            refs.predicted[i],
+            "vector {i}"
+        );
+        let want = softmax(&refs.logits[i])[refs.predicted[i]];
+        let got = v["confidence"].as_f64().unwrap();
+        assert!(
+            (got - want).abs() <= 1e-5 + 1e-3 * want.abs(),
+            "vector {i}: confidence {got}, reference {want}"
+        );
+    }
+    let (status, v) = server.post(
+        "/predict/batch",
+        &serde_json::json!({ "signals": refs.inputs }),
+    );
+    assert_eq!(status, 200, "{v}");
+    let classes: Vec<usize> = v["predictions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["predicted_class"].as_u64().unwrap() as usize)
+        .collect();
+    assert_eq!(classes, refs.predicted);
+}
+
+#[test]
+fn onnx_runtime_behind_wasi_nn_gives_the_reference_answers() {
+    let (Some(_), Some(lib)) = (nn_component(), ort_library()) else {
+        return;
+    };
+    // No --component: the manifest names the portable build, the host picks the wasi-nn build.
+    let lib = lib.to_string_lossy().into_owned();
+    let mut server = serve(&["--device", "cpu", "--ort-lib", &lib, "--nn-sessions", "2"]);
+    let (status, health) = server.get("/health");
+    assert_eq!(status, 200);
+    assert_eq!(health["device"], "wasi-nn/onnx/cpu", "{health}");
+    assert_reference_answers(&server);
+    let logs = server.logs();
+    assert!(logs.contains("serving the wasi-nn build"), "{logs}");
+    assert!(logs.contains("wasi-nn graph loaded"), "{logs}");
+    assert!(
+        !logs.contains("with tract"),
+        "no fallback expected:\n{logs}"
+    );
+}
+
+#[test]
+fn nn_off_falls_back_to_tract_and_says_so() {
+    let Some(component) = nn_component() else {
+        return;
+    };
+    let mut server = serve(&["--component", component.to_str().unwrap(), "--nn", "off"]);
+    let (_, health) = server.get("/health");
+    assert_eq!(health["device"], "tract/wasm", "{health}");
+    assert_reference_answers(&server);
+    let logs = server.logs();
+    assert!(logs.contains("wasi-nn off"), "{logs}");
+    // The guest reports its fallback (through its stderr, in the host log).
+    assert!(logs.contains("with tract in the guest"), "{logs}");
+}
+
+#[test]
+fn without_onnx_runtime_the_host_still_serves_with_tract() {
+    let Some(component) = nn_component() else {
+        return;
+    };
+    let mut server = serve(&[
+        "--component",
+        component.to_str().unwrap(),
+        "--ort-lib",
+        "/nonexistent/libonnxruntime.so",
+    ]);
+    let (status, health) = server.get("/health");
+    assert_eq!(status, 200);
+    assert_eq!(health["device"], "tract/wasm", "{health}");
+    let refs = references();
+    let (status, v) = server.post("/predict", &serde_json::json!({ "signal": refs.inputs[0] }));
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(
+        v["predicted_class"].as_u64().unwrap() as usize,
+        refs.predicted[0]
+    );
+    let logs = server.logs();
+    assert!(logs.contains("wasi-nn has no graphs"), "{logs}");
+}
+
+#[test]
+fn device_cuda_without_cuda_fails_the_start() {
+    if cfg!(feature = "cuda") {
+        eprintln!("note: built with CUDA support; whether CUDA works depends on the machine");
+        return;
+    }
+    let Some(component) = nn_component() else {
+        return;
+    };
+    match start(&[
+        "--component",
+        component.to_str().unwrap(),
+        "--device",
+        "cuda",
+    ]) {
+        Started::Listening(_) => panic!("--device cuda started without CUDA"),
+        Started::Exited(status, lines) => {
+            assert!(!status.success());
+            let text = lines.join("\n");
+            assert!(text.contains("--device cuda"), "{text}");
+        }
+    }
+}
+
+#[test]
+fn sixty_four_concurrent_requests_all_succeed_on_the_session_pool() {
+    let (Some(component), Some(lib)) = (nn_component(), ort_library()) else {
+        return;
+    };
+    let server = serve(&[
+        "--component",
+        component.to_str().unwrap(),
+        "--device",
+        "cpu",
+        "--ort-lib",
+        lib.to_str().unwrap(),
+        "--nn-sessions",
+        "2",
+    ]);
+    let refs = references();
+    let bodies: Vec<Vec<u8>> = refs
+        .inputs
+        .iter()
+        .map(|x| serde_json::json!({ "signal": x }).to_string().into_bytes())
+        .collect();
+    let addr = server.addr;
+    let barrier = std::sync::Barrier::new(64);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..64)
+            .map(|i| {
+                let (bodies, refs, barrier) = (&bodies, &refs, &barrier);
+                s.spawn(move || {
+                    let k = i % bodies.len();
+                    barrier.wait();
+                    let (status, v) = request(addr, "POST", "/predict", &bodies[k]);
+                    assert_eq!(status, 200, "request {i}: {v}");
+                    assert_eq!(
+                        v["predicted_class"].as_u64().unwrap() as usize,
+                        refs.predicted[k]
+                    );
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+    });
+}
