@@ -181,16 +181,8 @@ pub fn compare_close(got: &[f32], want: &[f32], rtol: f64, atol: f64) -> (usize,
     (bad, max, at)
 }
 
-/// Index of the largest value (the first on ties; NaN never wins).
-pub fn argmax(v: &[f32]) -> usize {
-    let mut best = 0;
-    for (i, &x) in v.iter().enumerate() {
-        if x > v[best] || v[best].is_nan() {
-            best = i;
-        }
-    }
-    best
-}
+/// Index of the largest value (the first on ties; NaN never wins): the shared core's.
+pub use pfd_core::postprocess::argmax;
 
 /// Nearest-rank percentile of an ascending slice.
 pub fn percentile(sorted: &[f64], p: f64) -> f64 {

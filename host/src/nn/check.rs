@@ -13,6 +13,7 @@
 use super::ort_backend::{OrtGraph, SessionOptions};
 use super::{available_cores, ort_lib, Device, DeviceRequest};
 use crate::config::NnCheckArgs;
+use crate::model_tools::reference::Reference;
 use anyhow::{bail, Context as _, Result};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -36,50 +37,17 @@ pub struct References {
     pub atol: f64,
 }
 
-/// Reads `<model_dir>/reference.json` and its inputs file.
+/// Reads `<model_dir>/reference.json` and its inputs file (the one reference-file reader,
+/// [`Reference::load`], split into one record per vector).
 pub fn load_references(model_dir: &Path) -> Result<References> {
-    let path = model_dir.join("reference.json");
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let json: serde_json::Value =
-        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-    let field = |k: &str| {
-        json.get(k)
-            .with_context(|| format!("{}: no {k:?}", path.display()))
-    };
-    let count = field("count")?.as_u64().context("count")? as usize;
-    let length = field("length")?.as_u64().context("length")? as usize;
-    let inputs_file = field("inputs_file")?.as_str().context("inputs_file")?;
-    let logits: Vec<Vec<f32>> = serde_json::from_value(field("logits")?.clone())
-        .with_context(|| format!("{}: logits", path.display()))?;
-    let predicted: Vec<usize> = serde_json::from_value(field("predicted")?.clone())
-        .with_context(|| format!("{}: predicted", path.display()))?;
-    let rtol = json.get("rtol").and_then(|v| v.as_f64()).unwrap_or(1e-3);
-    let atol = json.get("atol").and_then(|v| v.as_f64()).unwrap_or(1e-5);
-    let raw_path = model_dir.join(inputs_file);
-    let raw =
-        std::fs::read(&raw_path).with_context(|| format!("reading {}", raw_path.display()))?;
-    if raw.len() != count * length * 4 || logits.len() != count || predicted.len() != count {
-        bail!(
-            "{}: {count} vectors of {length} samples do not match {} ({} bytes), {} logits, {} classes",
-            path.display(),
-            raw_path.display(),
-            raw.len(),
-            logits.len(),
-            predicted.len()
-        );
-    }
-    let floats: Vec<f32> = raw
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect();
+    let r = Reference::load(&model_dir.join("reference.json"))?;
     Ok(References {
-        length,
-        inputs: floats.chunks(length).map(<[f32]>::to_vec).collect(),
-        logits,
-        predicted,
-        rtol,
-        atol,
+        length: r.length,
+        inputs: r.inputs.chunks(r.length).map(<[f32]>::to_vec).collect(),
+        logits: r.logits,
+        predicted: r.predicted,
+        rtol: r.rtol,
+        atol: r.atol,
     })
 }
 
@@ -100,19 +68,7 @@ pub fn allclose(a: &[f32], b: &[f32], rtol: f64, atol: f64) -> (bool, f64) {
     (ok, max)
 }
 
-/// The index of the largest value.
-pub fn argmax(v: &[f32]) -> usize {
-    v.iter()
-        .enumerate()
-        .fold((0, f32::NEG_INFINITY), |best, (i, &x)| {
-            if x > best.1 {
-                (i, x)
-            } else {
-                best
-            }
-        })
-        .0
-}
+pub use pfd_core::postprocess::argmax;
 
 /// Runs `graph`'s first input with `records` (`[n, 1, length]`) and returns its first output, one
 /// row per record.
