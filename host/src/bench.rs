@@ -1039,7 +1039,7 @@ mod tests {
             models_dir: PathBuf::from("models"),
             nn: crate::config::NnArgs {
                 device: DeviceRequest::Cpu,
-                nn: crate::config::NnSwitch::On,
+                nn: crate::config::Switch::On,
                 nn_models: None,
                 nn_sessions: None,
                 nn_intra_threads: 1,

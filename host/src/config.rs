@@ -10,8 +10,16 @@
 //! Every limit is explicit here, with its default and the reason for it, so that `--help` is the
 //! reference for operators. Sizes accept `K`/`M`/`G` (powers of 1000) and `KiB`/`MiB`/`GiB`
 //! (powers of 1024) suffixes; durations are milliseconds.
+//!
+//! `PFD_*` is pfd-host's namespace: a name that is neither a pfd-host flag's variable nor one of
+//! the component's settings ([`pfd_core::config::SETTINGS`]) is a typo. In `.env` — a file that
+//! exists only to configure pfd-host — it stops the start with the name and the closest known
+//! one; in the process environment, which scripts and shells share, it is a warning
+//! ([`unknown_settings`]). `pfd-host config` prints what `serve` would run with, and where each
+//! value came from ([`crate::effective`]).
 
 use crate::nn::{DeviceRequest, NnOptions};
+use crate::ratelimit::{RateLimitBy, RateLimitConfig};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::net::SocketAddr;
@@ -65,7 +73,28 @@ pub enum Command {
     /// Model tooling: `model validate` (structure + reference vectors on every backend) and
     /// `model compare` (sizes, agreement, latency of two models).
     Model(crate::model_tools::ModelArgs),
-    // Later: `config` (print the effective configuration).
+    /// Print the configuration `serve` would run with (same flags, environment and `.env`):
+    /// every setting, its value (secrets redacted) and where it came from; the component's
+    /// environment too. Exit 1, naming the setting, when one is invalid.
+    Config(ConfigArgs),
+}
+
+/// `pfd-host config`.
+#[derive(Debug, Clone, Args)]
+pub struct ConfigArgs {
+    /// Output: aligned `NAME=value  # source` lines, or one JSON object.
+    #[arg(long, value_enum, default_value_t = ConfigFormat::Text)]
+    pub format: ConfigFormat,
+
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+/// `pfd-host config --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ConfigFormat {
+    Text,
+    Json,
 }
 
 /// `pfd-host preinit`.
@@ -148,6 +177,33 @@ pub struct ServeArgs {
     #[arg(long, env = "PFD_NO_CACHE")]
     pub no_cache: bool,
 
+    /// Requests per second each client may make: the refill rate of its token bucket (fractions
+    /// allowed, `0.5` is one every 2 s); 0 turns rate limiting off. Why off by default: the right
+    /// number depends on what is in front (one gateway, or many devices calling directly) and a
+    /// wrong default refuses real traffic. Probes and `/metrics` are never limited.
+    #[arg(long, env = "PFD_RATE_LIMIT", default_value_t = 0.0, value_parser = parse_rate)]
+    pub rate_limit: f64,
+
+    /// Requests a client may send at once before the rate applies (its bucket size). Default:
+    /// one second's worth, at least 1.
+    #[arg(long, env = "PFD_RATE_LIMIT_BURST", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub rate_limit_burst: Option<u32>,
+
+    /// Who gets a bucket: each client address, or each API key (requests without a valid key
+    /// fall back to their address).
+    #[arg(long, env = "PFD_RATE_LIMIT_BY", value_enum, default_value_t = RateLimitBy::Client)]
+    pub rate_limit_by: RateLimitBy,
+
+    /// Take the client address from the last `X-Forwarded-For` entry, the one the proxy in front
+    /// appended. Only behind a proxy you trust (an ingress): clients can send the header too.
+    #[arg(long, env = "PFD_TRUST_FORWARDED_FOR")]
+    pub trust_forwarded_for: bool,
+
+    /// Answer `GET /metrics` with Prometheus metrics (`off`: the path goes to the component,
+    /// which answers 404).
+    #[arg(long, env = "PFD_METRICS", value_enum, default_value_t = Switch::On)]
+    pub metrics: Switch,
+
     #[command(flatten)]
     pub nn: NnArgs,
 }
@@ -163,8 +219,8 @@ pub struct NnArgs {
 
     /// Serve wasi-nn graphs (`on`), or none (`off`: `load-by-name` answers not-found and the
     /// guest runs its models with tract).
-    #[arg(long, env = "PFD_NN", value_enum, default_value_t = NnSwitch::On)]
-    pub nn: NnSwitch,
+    #[arg(long, env = "PFD_NN", value_enum, default_value_t = Switch::On)]
+    pub nn: Switch,
 
     /// Only these model folders become wasi-nn graphs (comma-separated; default: every
     /// `<models>/<name>/model.onnx`).
@@ -192,7 +248,7 @@ impl NnArgs {
     /// The options of `crate::nn::setup`.
     pub fn options(&self) -> NnOptions {
         NnOptions {
-            enabled: self.nn == NnSwitch::On,
+            enabled: self.nn == Switch::On,
             device: self.device,
             models: self.nn_models.clone(),
             sessions: self
@@ -204,9 +260,9 @@ impl NnArgs {
     }
 }
 
-/// `--nn on|off`.
+/// `--nn on|off`, `--metrics on|off`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum NnSwitch {
+pub enum Switch {
     On,
     Off,
 }
@@ -289,6 +345,21 @@ pub struct BenchArgs {
 }
 
 impl ServeArgs {
+    /// The rate limiter's settings, or `None` when rate limiting is off.
+    pub fn rate_limit_config(&self) -> Option<RateLimitConfig> {
+        if self.rate_limit == 0.0 {
+            return None;
+        }
+        let one_second = (self.rate_limit.ceil() as u32).max(1);
+        let burst = self.rate_limit_burst.unwrap_or(one_second);
+        Some(RateLimitConfig {
+            rate: self.rate_limit,
+            burst: std::num::NonZeroU32::new(burst).unwrap_or(std::num::NonZeroU32::MIN),
+            by: self.rate_limit_by,
+            trust_forwarded_for: self.trust_forwarded_for,
+        })
+    }
+
     /// The per-request deadline.
     pub fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.request_timeout_ms)
@@ -368,18 +439,140 @@ pub fn default_health_url(listen: &str) -> String {
     }
 }
 
+/// What [`load_dotenv`] loaded.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DotEnv {
+    /// The file, when one was found.
+    pub path: Option<PathBuf>,
+    /// The variables it set (those not already in the environment), in file order.
+    pub applied: Vec<String>,
+}
+
 /// Loads `.env` from the working directory (or `path`) into the process environment without
-/// overriding variables already set. Returns the file loaded, if any. A malformed `.env` is an
-/// error (a silently ignored typo in a secret is worse than a failed start).
-pub fn load_dotenv(path: Option<&Path>) -> Result<Option<PathBuf>> {
-    let result = match path {
-        Some(p) => dotenvy::from_path(p).map(|_| p.to_path_buf()),
-        None => dotenvy::dotenv(),
+/// overriding variables already set. A malformed `.env` is an error (a silently ignored typo in a
+/// secret is worse than a failed start).
+pub fn load_dotenv(path: Option<&Path>) -> Result<DotEnv> {
+    let iter = match path {
+        Some(p) => dotenvy::from_path_iter(p).map(|i| (p.to_path_buf(), i)),
+        None => dotenvy::dotenv_iter().map(|i| {
+            let p = std::env::current_dir()
+                .map(|d| d.join(".env"))
+                .unwrap_or_else(|_| PathBuf::from(".env"));
+            (p, i)
+        }),
     };
-    match result {
-        Ok(p) => Ok(Some(p)),
-        Err(e) if e.not_found() => Ok(None),
-        Err(e) => Err(e).context("cannot load .env"),
+    let (file, items) = match iter {
+        Ok(found) => found,
+        Err(e) if e.not_found() => return Ok(DotEnv::default()),
+        Err(e) => return Err(e).context("cannot load .env"),
+    };
+    let mut applied = Vec::new();
+    for item in items {
+        let (key, value) = item.with_context(|| format!("cannot load {}", file.display()))?;
+        if std::env::var_os(&key).is_none() {
+            std::env::set_var(&key, value);
+            applied.push(key);
+        }
+    }
+    Ok(DotEnv {
+        path: Some(file),
+        applied,
+    })
+}
+
+/// Variables pfd-host itself reads that are not flags: where ONNX Runtime's wheel lives.
+const NON_FLAG_VARIABLES: &[&str] = &["PFD_VENV"];
+
+/// Every `PFD_*` name pfd-host knows: its flags' variables (all subcommands), the component's
+/// settings, and [`NON_FLAG_VARIABLES`].
+pub fn known_settings() -> Vec<String> {
+    fn walk(cmd: &clap::Command, out: &mut Vec<String>) {
+        for arg in cmd.get_arguments() {
+            if let Some(env) = arg.get_env() {
+                out.push(env.to_string_lossy().into_owned());
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            walk(sub, out);
+        }
+    }
+    let mut names = Vec::new();
+    walk(&<Cli as clap::CommandFactory>::command(), &mut names);
+    names.extend(pfd_core::config::SETTINGS.iter().map(|s| s.name.to_string()));
+    names.extend(NON_FLAG_VARIABLES.iter().map(|s| s.to_string()));
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// An unknown `PFD_*` variable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownSetting {
+    pub name: String,
+    /// Set by `.env` (an error) rather than the process environment (a warning).
+    pub from_dotenv: bool,
+    /// The closest known name, when one is close.
+    pub suggestion: Option<String>,
+}
+
+impl std::fmt::Display for UnknownSetting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let origin = if self.from_dotenv {
+            ".env"
+        } else {
+            "the environment"
+        };
+        write!(f, "unknown setting {} (from {origin})", self.name)?;
+        match &self.suggestion {
+            Some(s) => write!(f, "; did you mean {s}?"),
+            None => write!(f, "; `pfd-host config` lists the settings"),
+        }
+    }
+}
+
+/// The `PFD_*` names among `vars` that pfd-host does not know (see the module docs).
+pub fn unknown_settings<'a>(
+    vars: impl IntoIterator<Item = &'a str>,
+    dotenv: &DotEnv,
+) -> Vec<UnknownSetting> {
+    let known = known_settings();
+    vars.into_iter()
+        .filter(|v| v.starts_with("PFD_") && !known.iter().any(|k| k == v))
+        .map(|name| UnknownSetting {
+            name: name.to_string(),
+            from_dotenv: dotenv.applied.iter().any(|a| a == name),
+            suggestion: known
+                .iter()
+                .map(|k| (edit_distance(k, name), k))
+                .filter(|(d, _)| *d <= 3)
+                .min()
+                .map(|(_, k)| k.clone()),
+        })
+        .collect()
+}
+
+/// Levenshtein distance (for "did you mean").
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+/// Parses a rate in requests per second: 0 (off) or a positive finite number up to 1e6.
+fn parse_rate(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && (0.0..=1e6).contains(&v) => Ok(v),
+        Ok(v) => Err(format!("{v} is not a rate (0 = off, or requests per second up to 1e6)")),
+        Err(e) => Err(format!("{s:?}: {e}")),
     }
 }
 
@@ -457,6 +650,11 @@ mod tests {
         "PFD_NN_MODELS",
         "PFD_NN_SESSIONS",
         "PFD_NN_INTRA_THREADS",
+        "PFD_RATE_LIMIT",
+        "PFD_RATE_LIMIT_BURST",
+        "PFD_RATE_LIMIT_BY",
+        "PFD_TRUST_FORWARDED_FOR",
+        "PFD_METRICS",
     ];
 
     fn clear() {
@@ -538,7 +736,13 @@ mod tests {
         // The process environment already has two of them: .env must not override those.
         std::env::set_var("PFD_LISTEN", "127.0.0.1:4002");
         std::env::set_var("PFD_MAX_CONCURRENCY", "9");
-        assert_eq!(load_dotenv(Some(&dotenv)).unwrap(), Some(dotenv.clone()));
+        let loaded = load_dotenv(Some(&dotenv)).unwrap();
+        assert_eq!(loaded.path, Some(dotenv.clone()));
+        assert_eq!(
+            loaded.applied,
+            ["PFD_REQUEST_TIMEOUT_MS", "PFD_LOG_FORMAT"],
+            "only what the environment did not set"
+        );
 
         let (cli, s) = serve(&["serve", "--listen", "127.0.0.1:4003"]);
         assert_eq!(s.listen, "127.0.0.1:4003".parse().unwrap(), "flag wins");
@@ -592,11 +796,74 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(
             load_dotenv(Some(&dir.path().join("nope.env"))).unwrap(),
-            None
+            DotEnv::default()
         );
         let bad = dir.path().join("bad.env");
         std::fs::write(&bad, "NOT A VALID LINE WITH 'QUOTE\n").unwrap();
         assert!(load_dotenv(Some(&bad)).is_err());
+    }
+
+    #[test]
+    fn rate_limit_settings() {
+        let _g = ENV_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        clear();
+        let (_, s) = serve(&["serve"]);
+        assert_eq!(s.rate_limit_config(), None, "off by default");
+        assert_eq!(s.metrics, Switch::On);
+        let (_, s) = serve(&["serve", "--rate-limit", "2.5"]);
+        let c = s.rate_limit_config().unwrap();
+        assert_eq!((c.rate, c.burst.get()), (2.5, 3), "burst: one second's worth");
+        assert_eq!(c.by, RateLimitBy::Client);
+        assert!(!c.trust_forwarded_for);
+        std::env::set_var("PFD_RATE_LIMIT", "0.1");
+        std::env::set_var("PFD_RATE_LIMIT_BY", "api-key");
+        std::env::set_var("PFD_TRUST_FORWARDED_FOR", "true");
+        let (_, s) = serve(&["serve", "--rate-limit-burst", "20"]);
+        let c = s.rate_limit_config().unwrap();
+        assert_eq!((c.rate, c.burst.get()), (0.1, 20));
+        assert_eq!(c.by, RateLimitBy::ApiKey);
+        assert!(c.trust_forwarded_for);
+        clear();
+        for bad in [
+            &["pfd-host", "serve", "--rate-limit", "-1"][..],
+            &["pfd-host", "serve", "--rate-limit", "fast"],
+            &["pfd-host", "serve", "--rate-limit", "inf"],
+            &["pfd-host", "serve", "--rate-limit-burst", "0"],
+            &["pfd-host", "serve", "--rate-limit-by", "user"],
+        ] {
+            let err = Cli::try_parse_from(bad).unwrap_err().to_string();
+            assert!(err.contains("rate-limit"), "{bad:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn unknown_pfd_names_are_reported_with_a_suggestion() {
+        let dotenv = DotEnv {
+            path: None,
+            applied: vec!["PFD_MAX_BODY_BYTE".into()],
+        };
+        let found = unknown_settings(
+            [
+                "PFD_MAX_BODY_BYTE",
+                "PFD_LISTN",
+                "PFD_API_KEY",
+                "PFD_HEALTHCHECK_URL",
+                "PFD_VENV",
+                "PFD_COMPLETELY_ELSE",
+                "HOME",
+            ],
+            &dotenv,
+        );
+        assert_eq!(found.len(), 3, "{found:?}");
+        assert_eq!(found[0].name, "PFD_MAX_BODY_BYTE");
+        assert!(found[0].from_dotenv);
+        assert_eq!(found[0].suggestion.as_deref(), Some("PFD_MAX_BODY_BYTES"));
+        assert_eq!(
+            found[1].to_string(),
+            "unknown setting PFD_LISTN (from the environment); did you mean PFD_LISTEN?"
+        );
+        assert_eq!(found[2].suggestion, None);
+        assert!(known_settings().contains(&"PFD_RATE_LIMIT".to_string()));
     }
 
     #[test]

@@ -9,18 +9,21 @@
 
 mod bench;
 mod config;
+mod effective;
 mod healthcheck;
 mod manifest;
+mod metrics;
 mod model_tools;
 mod nn;
 mod preinit;
+mod ratelimit;
 mod runtime;
 mod server;
 
 use anyhow::{bail, Context, Result};
-use clap::Parser;
-use config::{Cli, Command, LogFormat, ServeArgs};
-use manifest::{AppManifest, GuestEnv, Mount, Route};
+use clap::{CommandFactory, FromArgMatches};
+use config::{Cli, Command, DotEnv, LogFormat, ServeArgs};
+use manifest::{Mount, Route};
 use runtime::{CompileSource, GuestSetup, Runtime, RuntimeOptions};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -31,13 +34,31 @@ fn main() -> ExitCode {
     // `.env` first, so that clap sees its values as environment variables (which flags override,
     // and which never override the real environment).
     let dotenv = config::load_dotenv(None);
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     init_logging(cli.log_format);
-    match &dotenv {
-        Ok(Some(path)) => info!(path = %path.display(), "loaded .env"),
-        Ok(None) => {}
+    let dotenv = match dotenv {
+        Ok(d) => {
+            if let Some(path) = &d.path {
+                info!(path = %path.display(), applied = ?d.applied, "loaded .env");
+            }
+            d
+        }
         Err(e) => {
             tracing::error!("{e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if matches!(cli.command, Command::Serve(_) | Command::Config(_)) {
+        let names: Vec<String> = std::env::vars_os()
+            .filter_map(|(k, _)| k.into_string().ok())
+            .collect();
+        let unknown = config::unknown_settings(names.iter().map(String::as_str), &dotenv);
+        for u in unknown.iter().filter(|u| !u.from_dotenv) {
+            warn!("{u}");
+        }
+        if let Some(u) = unknown.iter().find(|u| u.from_dotenv) {
+            tracing::error!("{u}");
             return ExitCode::FAILURE;
         }
     }
@@ -53,6 +74,18 @@ fn main() -> ExitCode {
         }
     };
     let code = match cli.command {
+        Command::Config(args) => {
+            let sub = matches
+                .subcommand_matches("config")
+                .expect("parsed as config");
+            match print_config(&args, &matches, sub, &dotenv) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!("{e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Serve(args) => match runtime.block_on(serve(args)) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -124,28 +157,43 @@ fn init_logging(format: LogFormat) {
     }
 }
 
+/// `pfd-host config`.
+fn print_config(
+    args: &config::ConfigArgs,
+    top: &clap::ArgMatches,
+    sub: &clap::ArgMatches,
+    dotenv: &DotEnv,
+) -> Result<()> {
+    let component = effective::component(&args.serve)?;
+    let host = effective::host_settings(&Cli::command(), top, sub, dotenv);
+    let guest = effective::component_settings(&component, &args.serve, dotenv);
+    print!("{}", effective::render(args.format, dotenv, &host, &guest));
+    Ok(())
+}
+
 async fn serve(args: ServeArgs) -> Result<()> {
     let started = Instant::now();
     // Signals are caught from the very start, so that a SIGTERM during a (possibly long, cold)
     // compile still ends in a clean exit 0 rather than the default kill.
     let signals = listen_for_signals()?;
 
-    // What to run: the manifest (if present) and/or an explicit component.
-    let manifest = if args.manifest.is_file() {
-        let m = AppManifest::load(&args.manifest)?;
-        for w in &m.warnings {
-            warn!(manifest = %args.manifest.display(), "{w}");
+    // What to run: the manifest (if present) and/or an explicit component, and the component's
+    // settings, checked now (a bad one stops the start, naming it).
+    let effective::Component {
+        manifest,
+        env: guest_env,
+        config: guest_config,
+    } = effective::component(&args)?;
+    match &manifest {
+        Some(m) => {
+            for w in &m.warnings {
+                warn!(manifest = %args.manifest.display(), "{w}");
+            }
         }
-        Some(m)
-    } else if args.component.is_some() {
-        warn!(manifest = %args.manifest.display(), "no manifest: serving the component with no files, no environment, route /...");
-        None
-    } else {
-        bail!(
-            "no manifest at {} (set --manifest / PFD_MANIFEST, or --component / PFD_COMPONENT)",
-            args.manifest.display()
-        );
-    };
+        None => {
+            warn!(manifest = %args.manifest.display(), "no manifest: serving the component with no files, no environment, route /...");
+        }
+    }
     let component = match (&args.component, &manifest) {
         (Some(c), _) => c.clone(),
         (None, Some(m)) => default_component(&m.source),
@@ -162,13 +210,6 @@ async fn serve(args: ServeArgs) -> Result<()> {
         .map(|m| m.route.clone())
         .unwrap_or(Route::Prefix(String::new()));
 
-    // What the guest sees.
-    let empty = Default::default();
-    let guest_env = GuestEnv::resolve(
-        manifest.as_ref().map(|m| &m.environment).unwrap_or(&empty),
-        |k| std::env::var(k).ok(),
-        &args.guest_env,
-    );
     if !guest_env.overridden.is_empty() {
         // Names only: values may be secrets.
         info!(keys = ?guest_env.overridden, "guest environment overridden from the host");
@@ -215,6 +256,11 @@ async fn serve(args: ServeArgs) -> Result<()> {
         .find(|(k, _)| k == "PFD_MODEL_DIR")
         .map_or("/models", |(_, v)| v.as_str());
     let models_dir = nn::host_dir_for(model_dir, &preopens);
+    // The model folders `model_loaded{model}` reports on.
+    let model_names: Vec<String> = match &models_dir {
+        Some(dir) => nn::discover(dir)?.into_iter().map(|(name, _)| name).collect(),
+        None => Vec::new(),
+    };
     let nn_opts = args.nn.options();
     let nn =
         tokio::task::spawn_blocking(move || nn::setup(models_dir.as_deref(), &nn_opts)).await??;
@@ -269,7 +315,19 @@ async fn serve(args: ServeArgs) -> Result<()> {
         queue_timeout: args.queue_timeout(),
         max_concurrency: args.max_concurrency,
         shutdown_grace: args.shutdown_grace(),
+        api_keys: guest_config.api_keys.clone(),
+        rate_limiter: args
+            .rate_limit_config()
+            .map(ratelimit::RateLimiter::new)
+            .transpose()?
+            .map(Arc::new),
+        serve_metrics: args.metrics == config::Switch::On,
+        models: model_names,
     };
+    if let Some(limiter) = &cfg.rate_limiter {
+        let c = limiter.config();
+        info!(rate_per_s = c.rate, burst = c.burst.get(), by = ?c.by, trust_forwarded_for = c.trust_forwarded_for, "rate limiting on");
+    }
     info!(
         listen = %listener.local_addr()?,
         route = %route.as_manifest_str(),
@@ -287,6 +345,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         rt.clone(),
         route,
         cfg,
+        Arc::new(metrics::Metrics::new()),
         shutdown_requested(signals.clone(), 1),
     );
     tokio::pin!(serving);

@@ -5,30 +5,42 @@
 //!
 //! 1. **request id** — the client's `X-Request-Id` (if sane) or a generated one; returned in the
 //!    response and attached to every log line of the request, guest output included;
-//! 2. **route** — the manifest's `[[trigger.http]] route`; anything else is 404 without touching the
+//! 2. **host routes** — `GET /metrics` is answered here ([`crate::metrics`]);
+//! 3. **route** — the manifest's `[[trigger.http]] route`; anything else is 404 without touching the
 //!    guest;
-//! 3. **body size** — a `Content-Length` over the limit is 413 before anything is read or
+//! 4. **API key** — when the component has keys configured (its `PFD_API_KEY`), a protected route
+//!    without a valid key is 401 before the body is read ([`pfd_core::auth`], the same check the
+//!    component makes again inside);
+//! 5. **rate limit** — the client's token bucket ([`crate::ratelimit`]), off by default; an empty
+//!    bucket is 429 with `Retry-After`;
+//! 6. **body size** — a `Content-Length` over the limit is 413 before anything is read or
 //!    instantiated; a streamed (chunked) body is counted as the guest reads it and cut at the
 //!    limit, which also ends in 413;
-//! 4. **admission** — a semaphore with one permit per instance slot (= `--max-concurrency`); a
+//! 7. **admission** — a semaphore with one permit per instance slot (= `--max-concurrency`); a
 //!    request waits for a permit at most `--queue-timeout-ms`, then gets 503 with `Retry-After`;
-//! 5. **the guest** — a fresh instance in a fresh store, run on its own task, raced against the
+//! 8. **the guest** — a fresh instance in a fresh store, run on its own task, raced against the
 //!    request deadline. The deadline is enforced twice: inside the guest by epoch interruption (a
 //!    busy guest traps) and around it by a timer (a guest waiting on I/O is dropped). Either way
 //!    the client gets 504; a trap of any other kind gets 500, and the server carries on — one
 //!    instance's failure cannot affect another's memory.
 //!
-//! Errors produced by the host use the same JSON shape as the guest's HTTP errors
-//! (`{"error", "detail": "<status>: <error>", "timestamp"}`), so clients need one error decoder.
+//! Errors produced by the host come from the component's own error constructor
+//! ([`pfd_core::router::error_for`]): the LSTM_PFD shape (`{"error", "detail", "timestamp"}`) on
+//! its routes, Triton's `{"error"}` on `/v2`, so each API's clients need one error decoder.
+//!
+//! Every response is counted in the metrics by route template and status, and the component's
+//! inference record ([`pfd_core::telemetry`]) is taken off the response and recorded.
 //!
 //! **Shutdown** (SIGTERM/SIGINT): stop accepting; ask every connection to finish its current
 //! request and close (no new keep-alive requests); wait up to the grace period for connections and
 //! for every guest task (by reacquiring all instance permits); then return so `main` exits 0.
 //!
-//! Host-served routes (the `/metrics` endpoint of a later issue) belong in [`dispatch`], before the
-//! route check.
+//! `model_loaded{model}` is kept by asking the component itself: at start and every
+//! [`MODEL_PROBE_PERIOD`], an internal `GET /v2/models/{name}/ready` per model folder.
 
 use crate::manifest::Route;
+use crate::metrics::{self, Metrics};
+use crate::ratelimit::{Decision, RateLimiter};
 use crate::runtime::Runtime;
 use anyhow::Result;
 use bytes::Bytes;
@@ -64,7 +76,22 @@ pub struct ServerConfig {
     pub max_concurrency: u32,
     /// Grace period for in-flight requests at shutdown.
     pub shutdown_grace: Duration,
+    /// The component's API keys (its `PFD_API_KEY`), checked before bodies are read; empty: none.
+    pub api_keys: Vec<String>,
+    /// Per-client rate limiting; `None`: off.
+    pub rate_limiter: Option<Arc<RateLimiter>>,
+    /// Answer `GET /metrics`.
+    pub serve_metrics: bool,
+    /// The model folders whose readiness `model_loaded{model}` reports.
+    pub models: Vec<String>,
 }
+
+/// Where Prometheus scrapes.
+pub const METRICS_PATH: &str = "/metrics";
+
+/// Why 60 s: a model whose files disappear or break shows in `model_loaded` within a minute (the
+/// alert waits 5), for one short instance per model per minute.
+pub const MODEL_PROBE_PERIOD: Duration = Duration::from_secs(60);
 
 /// Why 30 s: a client must send its request head within this time (slow-loris protection); idle
 /// keep-alive connections are closed after it too, which clients handle by reconnecting.
@@ -96,6 +123,7 @@ struct Shared {
     slots: Arc<Semaphore>,
     ids: RequestIds,
     local_addr: SocketAddr,
+    metrics: Arc<Metrics>,
 }
 
 /// Serves until `shutdown` resolves, then drains (see the module docs).
@@ -104,9 +132,13 @@ pub async fn serve(
     runtime: Arc<Runtime>,
     route: Route,
     cfg: ServerConfig,
+    metrics: Arc<Metrics>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
     let local_addr = listener.local_addr()?;
+    if let Some(limiter) = &cfg.rate_limiter {
+        limiter.spawn_janitor();
+    }
     let shared = Arc::new(Shared {
         runtime,
         route,
@@ -114,7 +146,9 @@ pub async fn serve(
         cfg,
         ids: RequestIds::new(),
         local_addr,
+        metrics,
     });
+    let prober = tokio::spawn(probe_models_periodically(Arc::downgrade(&shared)));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -153,6 +187,7 @@ pub async fn serve(
     }
 
     drop(listener);
+    prober.abort();
     let deadline = Instant::now() + shared.cfg.shutdown_grace;
     info!(
         grace_ms = shared.cfg.shutdown_grace.as_millis() as u64,
@@ -178,6 +213,7 @@ pub async fn serve(
 
 async fn handle(shared: Arc<Shared>, req: Request<Incoming>, client: SocketAddr) -> Response<Body> {
     let started = Instant::now();
+    let _in_flight = shared.metrics.in_flight();
     let request_id = shared.ids.for_request(req.headers());
     let method = req.method().clone();
     let path = req.uri().path().to_string();
@@ -189,6 +225,9 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>, client: SocketAddr)
         response.headers_mut().insert("x-request-id", v);
     }
     let status = response.status().as_u16();
+    shared
+        .metrics
+        .observe_request(route_label(&shared, &path), status, started.elapsed());
     // Microsecond resolution, as a number (so JSON logs can be aggregated without parsing).
     let duration_ms = (started.elapsed().as_secs_f64() * 1e6).round() / 1e3;
     span.in_scope(|| {
@@ -197,20 +236,117 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>, client: SocketAddr)
     response
 }
 
+/// The `route` label of a request path (see [`crate::metrics`]).
+fn route_label(shared: &Shared, path: &str) -> &'static str {
+    if shared.cfg.serve_metrics && path == METRICS_PATH {
+        return METRICS_PATH;
+    }
+    match shared.route.path_info(path) {
+        Some(info) => pfd_core::router::route_label(info),
+        None => pfd_core::router::UNMATCHED,
+    }
+}
+
 async fn dispatch(
     shared: &Shared,
-    mut req: Request<Incoming>,
+    req: Request<Incoming>,
     client: SocketAddr,
     request_id: &str,
     started: Instant,
 ) -> Response<Body> {
-    let deadline = started + shared.cfg.request_timeout;
-
-    // (Host-served routes such as /metrics go here.)
-
     let path = req.uri().path().to_string();
+    if shared.cfg.serve_metrics && path == METRICS_PATH {
+        return serve_metrics(&shared.metrics, req.method());
+    }
     let Some(path_info) = shared.route.path_info(&path).map(str::to_string) else {
-        return json_response(StatusCode::NOT_FOUND, r#"{"detail":"Not Found"}"#.into());
+        return core_response(pfd_core::errors::not_found());
+    };
+
+    // The API key, before any byte of the body is read.
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    let api_key = pfd_core::auth::presented(header)
+        .and_then(|key| pfd_core::auth::matching_key(&shared.cfg.api_keys, key));
+    if !shared.cfg.api_keys.is_empty()
+        && api_key.is_none()
+        && pfd_core::router::requires_api_key(req.method().as_str(), &path_info)
+    {
+        return refuse(shared, req, &path_info, 401, pfd_core::router::UNAUTHORIZED, &[]);
+    }
+
+    let mut limit_headers = Vec::new();
+    if let Some(limiter) = shared
+        .cfg
+        .rate_limiter
+        .as_ref()
+        .filter(|_| !pfd_core::router::is_probe(&path_info))
+    {
+        let key = limiter.client_key(api_key, client.ip(), header("x-forwarded-for"));
+        let decision = limiter.check(&key);
+        limit_headers = decision.headers();
+        if let Decision::Limited { .. } = decision {
+            let message = "Rate limit exceeded: too many requests from this client, retry later";
+            return refuse(shared, req, &path_info, 429, message, &limit_headers);
+        }
+    }
+
+    let mut response = forward(shared, req, client, &path_info, request_id, started).await;
+    for (name, value) in limit_headers {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            response.headers_mut().insert(name, v);
+        }
+    }
+    response
+}
+
+/// A refusal made before the body is read: the error, with `headers`; the body is drained in the
+/// background (see [`drain_in_background`]).
+fn refuse(
+    shared: &Shared,
+    req: Request<Incoming>,
+    path_info: &str,
+    status: u16,
+    message: &str,
+    headers: &[(&'static str, String)],
+) -> Response<Body> {
+    drain_in_background(
+        req.into_body(),
+        shared.cfg.max_body_bytes,
+        shared.cfg.request_timeout,
+    );
+    let mut response = core_response(pfd_core::router::error_for(path_info, status, message));
+    for (name, value) in headers {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            response.headers_mut().insert(*name, v);
+        }
+    }
+    response
+}
+
+/// `GET /metrics`.
+fn serve_metrics(metrics: &Metrics, method: &http::Method) -> Response<Body> {
+    if method != http::Method::GET && method != http::Method::HEAD {
+        return core_response(pfd_core::errors::method_not_allowed());
+    }
+    let mut r = Response::new(full(Bytes::from(metrics.encode())));
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static(metrics::CONTENT_TYPE),
+    );
+    r
+}
+
+/// Body size, admission, the guest.
+async fn forward(
+    shared: &Shared,
+    mut req: Request<Incoming>,
+    client: SocketAddr,
+    path_info: &str,
+    request_id: &str,
+    started: Instant,
+) -> Response<Body> {
+    let deadline = started + shared.cfg.request_timeout;
+    let error = |status: u16, message: &str| {
+        core_response(pfd_core::router::error_for(path_info, status, message))
     };
 
     let limit = shared.cfg.max_body_bytes;
@@ -221,10 +357,11 @@ async fn dispatch(
                 len.min(limit.saturating_mul(4)),
                 shared.cfg.request_timeout,
             );
-            return too_large(limit);
+            return error(413, &too_large(limit));
         }
     }
 
+    let queued = shared.metrics.queued();
     let permit = match tokio::time::timeout(
         shared
             .cfg
@@ -235,26 +372,22 @@ async fn dispatch(
     .await
     {
         Ok(Ok(p)) => p,
-        Ok(Err(_closed)) => {
-            return http_error(StatusCode::SERVICE_UNAVAILABLE, "Server is shutting down")
-        }
+        Ok(Err(_closed)) => return error(503, "Server is shutting down"),
         Err(_) => {
-            let mut r = http_error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Server busy: too many requests in flight, retry later",
-            );
+            let mut r = error(503, "Server busy: too many requests in flight, retry later");
             r.headers_mut()
                 .insert("retry-after", HeaderValue::from_static("1"));
             return r;
         }
     };
+    drop(queued);
 
-    add_spin_headers(
-        &mut req,
-        &shared.route,
-        &path_info,
-        client,
-        shared.local_addr,
+    add_spin_headers(&mut req, &shared.route, path_info, client, shared.local_addr);
+    // Ask the component for its inference record (a client-sent copy was just dropped with the
+    // other internal headers).
+    req.headers_mut().insert(
+        pfd_core::telemetry::REQUEST_HEADER,
+        HeaderValue::from_static("1"),
     );
 
     let over_limit = Arc::new(AtomicBool::new(false));
@@ -277,14 +410,102 @@ async fn dispatch(
     // A body cut at the limit makes the guest fail or answer with its own error: either way the
     // client's problem is the size, so say that.
     if over_limit.load(Ordering::Relaxed) {
-        return too_large(limit);
+        return error(413, &too_large(limit));
     }
     match outcome {
-        GuestOutcome::Response(r) => r,
-        GuestOutcome::TimedOut => http_error(StatusCode::GATEWAY_TIMEOUT, "Request timed out"),
+        GuestOutcome::Response(mut r) => {
+            take_inference_record(&shared.metrics, &mut r);
+            r
+        }
+        GuestOutcome::TimedOut => error(504, "Request timed out"),
         GuestOutcome::Failed(msg) => {
             warn!(error = %msg, "guest failed");
-            http_error(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error")
+            error(500, "Internal server error")
+        }
+    }
+}
+
+/// Removes the component's inference record from `response` and records it.
+fn take_inference_record<B>(metrics: &Metrics, response: &mut Response<B>) {
+    let Some(value) = response
+        .headers_mut()
+        .remove(pfd_core::telemetry::RESPONSE_HEADER)
+    else {
+        return;
+    };
+    match value
+        .to_str()
+        .map_err(|e| e.to_string())
+        .and_then(|v| pfd_core::telemetry::InferenceRecord::from_header(v).map_err(|e| e.to_string()))
+    {
+        Ok(record) => metrics.record_inference(&record),
+        Err(e) => warn!(error = %e, "unreadable inference record from the component"),
+    }
+}
+
+/// Keeps `model_loaded{model}` current: asks the component whether each model is ready, now and
+/// every [`MODEL_PROBE_PERIOD`], until the server is gone.
+async fn probe_models_periodically(shared: std::sync::Weak<Shared>) {
+    let mut tick = tokio::time::interval(MODEL_PROBE_PERIOD);
+    loop {
+        tick.tick().await;
+        let Some(shared) = shared.upgrade() else {
+            break;
+        };
+        for model in &shared.cfg.models {
+            let ready = probe_model(&shared, model).await;
+            shared.metrics.set_model_loaded(model, ready);
+        }
+    }
+}
+
+/// `GET /v2/models/{model}/ready` through the component, as an internal request (a real instance
+/// slot, the first API key): true on 200.
+async fn probe_model(shared: &Shared, model: &str) -> bool {
+    let path_info = format!("/v2/models/{model}/ready");
+    let mut builder = Request::get(format!("{}{path_info}", shared.route.base()));
+    if let Some(key) = shared.cfg.api_keys.first() {
+        builder = builder.header("x-api-key", key.as_str());
+    }
+    let Ok(mut req) = builder.body(
+        http_body_util::Empty::<Bytes>::new().map_err(|never: Infallible| match never {}),
+    ) else {
+        return false;
+    };
+    let deadline = Instant::now() + shared.cfg.request_timeout;
+    let Ok(Ok(permit)) = tokio::time::timeout(
+        shared.cfg.queue_timeout,
+        shared.slots.clone().acquire_owned(),
+    )
+    .await
+    else {
+        return false;
+    };
+    add_spin_headers(
+        &mut req,
+        &shared.route,
+        &path_info,
+        shared.local_addr,
+        shared.local_addr,
+    );
+    let id = format!("probe-{model}");
+    let span = tracing::debug_span!("model probe", model);
+    let outcome = run_guest(shared, req, &id, deadline, permit)
+        .instrument(span)
+        .await;
+    match outcome {
+        GuestOutcome::Response(r) if r.status() == StatusCode::OK => true,
+        GuestOutcome::Response(r) => {
+            warn!(model, status = r.status().as_u16(), "model is not ready");
+            false
+        }
+        GuestOutcome::TimedOut => {
+            warn!(model, "model readiness probe timed out");
+            false
+        }
+        GuestOutcome::Failed(e) => {
+            warn!(model, error = %e, "model readiness probe failed");
+            false
         }
     }
 }
@@ -470,45 +691,27 @@ fn add_spin_headers<B>(
     }
 }
 
-fn too_large(limit: u64) -> Response<Body> {
-    http_error(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        &format!("Request body too large (limit {limit} bytes)"),
-    )
+fn too_large(limit: u64) -> String {
+    format!("Request body too large (limit {limit} bytes)")
 }
 
-/// A host-made error in the API's error shape: `{"error", "detail": "<code>: <error>", "timestamp"}`.
-pub fn http_error(status: StatusCode, message: &str) -> Response<Body> {
-    let body = serde_json::json!({
-        "error": message,
-        "detail": format!("{}: {message}", status.as_u16()),
-        "timestamp": timestamp(),
-    });
-    json_response(status, body.to_string())
+fn full(bytes: Bytes) -> Body {
+    Full::new(bytes)
+        .map_err(|never: Infallible| match never {})
+        .boxed_unsync()
 }
 
-fn json_response(status: StatusCode, body: String) -> Response<Body> {
-    let mut r = Response::new(
-        Full::new(Bytes::from(body))
-            .map_err(|never: Infallible| match never {})
-            .boxed_unsync(),
-    );
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    r
-}
-
-/// UTC ISO-8601 with microseconds and a trailing `Z` (the API's timestamp format).
-pub fn timestamp() -> String {
-    let format = time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
-    );
-    time::OffsetDateTime::now_utc()
-        .format(&format)
-        .unwrap_or_default()
+/// A response made by `pfd-core` (the component's own constructors) as a hyper response.
+fn core_response(r: pfd_core::http::Response) -> Response<Body> {
+    let mut response = Response::new(full(Bytes::from(r.body)));
+    *response.status_mut() =
+        StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    for (name, value) in r.headers {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            response.headers_mut().insert(name, v);
+        }
+    }
+    response
 }
 
 /// Request ids: the client's `X-Request-Id` when it is short and printable (so ids propagate
@@ -561,12 +764,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn error_shape() {
-        let r = http_error(StatusCode::GATEWAY_TIMEOUT, "Request timed out");
+    fn host_errors_use_the_shape_of_the_route_s_api() {
+        let r = core_response(pfd_core::router::error_for("/predict", 504, "Request timed out"));
         assert_eq!(r.status(), 504);
         assert_eq!(r.headers()[http::header::CONTENT_TYPE], "application/json");
-        let body = futures_body(r);
-        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&futures_body(r)).unwrap();
         assert_eq!(v["error"], "Request timed out");
         assert_eq!(v["detail"], "504: Request timed out");
         let ts = v["timestamp"].as_str().unwrap();
@@ -574,6 +776,9 @@ mod tests {
             ts.ends_with('Z') && ts.len() == "2024-01-01T00:00:00.000000Z".len(),
             "{ts}"
         );
+        let r = core_response(pfd_core::router::error_for("/v2/models/m/infer", 429, "slow"));
+        let v: serde_json::Value = serde_json::from_slice(&futures_body(r)).unwrap();
+        assert_eq!(v, serde_json::json!({"error": "slow"}));
     }
 
     fn futures_body(r: Response<Body>) -> Bytes {

@@ -16,12 +16,8 @@ use tract_onnx::pb;
 const FP32: &str = "bearing-lstm";
 const INT8: &str = "bearing-lstm-int8";
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .canonicalize()
-        .unwrap()
-}
+mod common;
+use common::workspace as repo;
 
 fn models() -> PathBuf {
     repo().join("models")

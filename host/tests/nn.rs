@@ -16,9 +16,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-fn workspace() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+mod common;
+use common::workspace;
 
 fn nn_component() -> Option<PathBuf> {
     let path = std::env::var_os("PFD_TEST_NN_COMPONENT")

@@ -57,8 +57,15 @@ fn main() -> Result<()> {
     }
 }
 
+/// The workspace root, from the `CARGO_MANIFEST_DIR` that `cargo run` sets at run time. Not the
+/// compile-time `env!`: with a target directory shared between checkouts (CI caches one outside
+/// the clone), cargo reuses an xtask binary built in another checkout, which would then build
+/// *that* checkout.
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    manifest_dir
         .parent()
         .expect("xtask/ is in the workspace")
         .to_path_buf()

@@ -13,8 +13,9 @@ pub struct Config {
     pub model_dir: String,
     /// The model LSTM_PFD routes use.
     pub default_model: String,
-    /// When set, `X-API-Key` (or `Authorization: Bearer`) must equal it on protected routes.
-    pub api_key: Option<String>,
+    /// When not empty, protected routes need one of these in `X-API-Key` (or
+    /// `Authorization: Bearer`); see [`crate::auth`].
+    pub api_keys: Vec<String>,
     /// Most signals one `/predict/batch` may carry (LSTM_PFD's MAX_BATCH_SIZE).
     pub max_batch_size: usize,
     /// Signals per engine call: a batch is run in chunks of this size (LSTM_PFD's BATCH_SIZE).
@@ -54,7 +55,7 @@ pub const SETTINGS: &[Setting] = &[
         name: "PFD_API_KEY",
         legacy: Some("API_KEY"),
         default: "",
-        help: "API key; empty disables authentication",
+        help: "API key, or several separated by commas (rotation, per-key rate limits); empty disables authentication",
         secret: true,
     },
     Setting {
@@ -141,9 +142,14 @@ impl Config {
                 _ => Err(err(name, format!("expected true or false, got {v:?}"))),
             }
         };
-        let api_key = Some(get("PFD_API_KEY")).filter(|k| !k.is_empty());
+        let api_keys: Vec<String> = get("PFD_API_KEY")
+            .split(',')
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .map(str::to_string)
+            .collect();
         let require = flag("PFD_REQUIRE_AUTH")?;
-        if require && api_key.is_none() {
+        if require && api_keys.is_empty() {
             return Err(err("PFD_REQUIRE_AUTH", "is true but PFD_API_KEY is empty"));
         }
         let model = get("PFD_MODEL");
@@ -158,7 +164,7 @@ impl Config {
             default_model: model,
             // A key that is set is enforced even without PFD_REQUIRE_AUTH: serving a configured
             // key unchecked would be the surprising choice.
-            api_key,
+            api_keys,
             max_batch_size: positive("PFD_MAX_BATCH_SIZE")?,
             engine_batch_size: positive("PFD_BATCH_SIZE")?,
             strict_health: flag("PFD_STRICT_HEALTH")?,
@@ -188,7 +194,7 @@ mod tests {
         let c = Config::from_vars(&vars(&[])).unwrap();
         assert_eq!(c.model_dir, "/models");
         assert_eq!(c.default_model, "bearing-lstm");
-        assert_eq!(c.api_key, None);
+        assert!(c.api_keys.is_empty());
         assert_eq!((c.max_batch_size, c.engine_batch_size), (128, 32));
     }
 
@@ -196,7 +202,9 @@ mod tests {
     fn legacy_names_and_precedence() {
         let c = Config::from_vars(&vars(&[("MAX_BATCH_SIZE", "8"), ("API_KEY", "k")])).unwrap();
         assert_eq!(c.max_batch_size, 8);
-        assert_eq!(c.api_key.as_deref(), Some("k"));
+        assert_eq!(c.api_keys, ["k"]);
+        let c = Config::from_vars(&vars(&[("PFD_API_KEY", " old , new ,")])).unwrap();
+        assert_eq!(c.api_keys, ["old", "new"]);
         let c = Config::from_vars(&vars(&[
             ("MAX_BATCH_SIZE", "8"),
             ("PFD_MAX_BATCH_SIZE", "9"),

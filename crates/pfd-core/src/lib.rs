@@ -12,6 +12,7 @@
 //! [`router::handle`], and write the [`http::Response`] back. That keeps the API semantics
 //! testable natively in milliseconds and identical on every host.
 
+pub mod auth;
 pub mod card;
 pub mod config;
 pub mod engine;
@@ -21,6 +22,7 @@ pub mod oip;
 pub mod postprocess;
 pub mod predict;
 pub mod router;
+pub mod telemetry;
 pub mod timefmt;
 
 /// The version reported by `/`, `/health` and the OIP server metadata.

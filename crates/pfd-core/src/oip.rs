@@ -20,7 +20,7 @@ use serde::{Deserialize, Deserializer};
 use serde_json::{json, Value};
 
 use crate::http::{Request, Response};
-use crate::router::{App, ServedModel};
+use crate::router::{run_model, App, ServedModel};
 use crate::VERSION;
 
 /// Extensions this server implements, as `GET /v2` lists them.
@@ -28,7 +28,8 @@ pub const EXTENSIONS: &[&str] = &["binary_tensor_data"];
 
 const HEADER_LENGTH: &str = "inference-header-content-length";
 
-fn error(status: u16, message: impl Into<String>) -> Response {
+/// Triton's error body, `{"error": message}`.
+pub fn error(status: u16, message: impl Into<String>) -> Response {
     Response::json(status, &json!({ "error": message.into() }))
 }
 
@@ -80,6 +81,25 @@ fn parse_path(path: &str) -> Option<Target<'_>> {
         _ => return None,
     };
     Some(target)
+}
+
+/// The route template of an OIP path (for metrics labels), or `None` for an unknown path.
+pub fn route_label(path: &str) -> Option<&'static str> {
+    Some(match parse_path(path)? {
+        Target::Server => "/v2",
+        Target::Live => "/v2/health/live",
+        Target::Ready => "/v2/health/ready",
+        Target::Model {
+            version, action, ..
+        } => match (version.is_some(), action) {
+            (false, Action::Metadata) => "/v2/models/{name}",
+            (false, Action::Ready) => "/v2/models/{name}/ready",
+            (false, Action::Infer) => "/v2/models/{name}/infer",
+            (true, Action::Metadata) => "/v2/models/{name}/versions/{version}",
+            (true, Action::Ready) => "/v2/models/{name}/versions/{version}/ready",
+            (true, Action::Infer) => "/v2/models/{name}/versions/{version}/infer",
+        },
+    })
 }
 
 /// Whether `path` belongs to this API (the router sends it here).
@@ -410,15 +430,28 @@ fn infer(app: &App, name: &str, model: &ServedModel, req: &Request) -> Response 
     };
 
     let signals: Vec<&[f32]> = data.chunks(card.signal_length).collect();
-    let logits =
-        match model
-            .engine
-            .predict_batch(&signals, card.num_classes(), app.config.engine_batch_size)
-        {
-            Ok(l) => l,
-            Err(e) => return error(500, format!("inference failed: {e}")),
-        };
-    let flat: Vec<f32> = logits.concat();
+    let run = match run_model(app, name, model, &signals) {
+        Ok(run) => run,
+        Err(e) => return error(500, format!("inference failed: {e}")),
+    };
+    run.record.attach(respond(
+        name,
+        card,
+        request.id.as_ref(),
+        &run.logits.concat(),
+        wanted_binary,
+    ))
+}
+
+/// The inference response: logits as JSON data, or as a binary tensor after the JSON header.
+fn respond(
+    name: &str,
+    card: &crate::card::ModelCard,
+    id: Option<&String>,
+    flat: &[f32],
+    wanted_binary: bool,
+) -> Response {
+    let batch = flat.len() / card.num_classes().max(1);
     let shape = [batch, card.num_classes()];
     let mut output = json!({"name": card.output.name, "datatype": "FP32", "shape": shape});
     let mut response = json!({
@@ -426,7 +459,7 @@ fn infer(app: &App, name: &str, model: &ServedModel, req: &Request) -> Response 
         "model_version": card.version,
         "outputs": [],
     });
-    if let Some(id) = &request.id {
+    if let Some(id) = id {
         response["id"] = json!(id);
     }
     if !wanted_binary {

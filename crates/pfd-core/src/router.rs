@@ -8,7 +8,6 @@ use std::sync::OnceLock;
 use std::time::Instant;
 
 use serde_json::json;
-use subtle::ConstantTimeEq;
 
 use crate::card::ModelCard;
 use crate::config::{Config, ConfigError};
@@ -17,6 +16,7 @@ use crate::errors::{self, http_error};
 use crate::http::{Request, Response};
 use crate::postprocess::decide;
 use crate::predict::{self, BatchPredictionResponse, Limits, PredictionResponse};
+use crate::telemetry::{self, InferenceRecord};
 use crate::{timefmt, VERSION};
 
 /// A model ready to serve: its card, the engine running it, and its file's size.
@@ -140,34 +140,112 @@ const ROUTES: &[Route] = &[
 ];
 
 /// Answers one request.
-pub fn handle(app: &App, req: &Request) -> Response {
-    let path = normalize(req.path);
-    if crate::oip::owns(path) {
-        let open = matches!(path, "/v2" | "/v2/health/live" | "/v2/health/ready");
-        if !open && !authorized(app.config, req) {
-            return Response::json(
-                401,
-                &serde_json::json!({"error": "Invalid or missing API key"}),
-            );
-        }
-        return crate::oip::handle(app, &Request { path, ..*req });
-    }
+/// Probe routes: what orchestrators poll. Never rate limited; left out of the SLIs.
+pub const PROBES: &[&str] = &[
+    "/health",
+    "/health/live",
+    "/health/ready",
+    "/v2/health/live",
+    "/v2/health/ready",
+];
+
+/// OIP routes that need no key: the server probes and server metadata (as in Triton).
+const OIP_OPEN: &[&str] = &["/v2", "/v2/health/live", "/v2/health/ready"];
+
+/// The `route` label of requests that match no route (one value, so that scanners probing random
+/// paths cannot grow the metrics without bound).
+pub const UNMATCHED: &str = "unmatched";
+
+/// The message of every 401.
+pub const UNAUTHORIZED: &str = "Invalid or missing API key";
+
+enum Match {
+    Found(&'static Route),
+    WrongMethod,
+    Unknown,
+}
+
+fn find(method: &str, path: &str) -> Match {
     let mut path_known = false;
     for route in ROUTES.iter().filter(|r| r.path == path) {
         path_known = true;
-        let method_matches =
-            route.method == req.method || (route.method == "GET" && req.method == "HEAD");
-        if method_matches {
-            if route.protected && !authorized(app.config, req) {
-                return http_error(401, "Invalid or missing API key");
-            }
-            return (route.handler)(app, req);
+        if route.method == method || (route.method == "GET" && method == "HEAD") {
+            return Match::Found(route);
         }
     }
     if path_known {
-        errors::method_not_allowed()
+        Match::WrongMethod
     } else {
-        errors::not_found()
+        Match::Unknown
+    }
+}
+
+/// Whether `method path` needs an API key (when keys are configured): the protected rows of the
+/// route table, and every OIP path but [`OIP_OPEN`]. Paths that answer 404/405 need none.
+/// pfd-host asks this before reading a body; [`handle`] asks it again.
+pub fn requires_api_key(method: &str, path: &str) -> bool {
+    let path = normalize(path);
+    if crate::oip::owns(path) {
+        return !OIP_OPEN.contains(&path);
+    }
+    matches!(find(method, path), Match::Found(r) if r.protected)
+}
+
+/// The low-cardinality name of the route `path` belongs to, for metrics: the table's path, an OIP
+/// template such as `/v2/models/{name}/infer`, or [`UNMATCHED`].
+pub fn route_label(path: &str) -> &'static str {
+    let path = normalize(path);
+    if crate::oip::owns(path) {
+        return crate::oip::route_label(path).unwrap_or(UNMATCHED);
+    }
+    ROUTES
+        .iter()
+        .find(|r| r.path == path)
+        .map_or(UNMATCHED, |r| r.path)
+}
+
+/// Whether `path` is a probe ([`PROBES`]).
+pub fn is_probe(path: &str) -> bool {
+    PROBES.contains(&normalize(path))
+}
+
+/// An error in the shape of the API `path` belongs to: `{"error"}` for OIP (Triton's), the
+/// LSTM_PFD shape otherwise. For errors made outside the handlers (401, and pfd-host's 413, 429,
+/// 503, 504), so every error a client sees is one its API's decoder reads.
+pub fn error_for(path: &str, status: u16, message: &str) -> Response {
+    if crate::oip::owns(normalize(path)) {
+        crate::oip::error(status, message)
+    } else {
+        http_error(status, message)
+    }
+}
+
+/// Whether the request presents one of the configured keys (always true when none is).
+fn authorized(config: &Config, req: &Request) -> bool {
+    config.api_keys.is_empty()
+        || crate::auth::presented(|name| req.header(name))
+            .and_then(|key| crate::auth::matching_key(&config.api_keys, key))
+            .is_some()
+}
+
+/// Answers one request.
+pub fn handle(app: &App, req: &Request) -> Response {
+    telemetry::keep_if_requested(req, answer(app, req))
+}
+
+fn answer(app: &App, req: &Request) -> Response {
+    let path = normalize(req.path);
+    // Before anything reads the body: a bad body without a key is a 401, not a 422.
+    if requires_api_key(req.method, path) && !authorized(app.config, req) {
+        return error_for(path, 401, UNAUTHORIZED);
+    }
+    if crate::oip::owns(path) {
+        return crate::oip::handle(app, &Request { path, ..*req });
+    }
+    match find(req.method, path) {
+        Match::Found(route) => (route.handler)(app, req),
+        Match::WrongMethod => errors::method_not_allowed(),
+        Match::Unknown => errors::not_found(),
     }
 }
 
@@ -186,21 +264,6 @@ fn normalize(path: &str) -> &str {
     } else {
         trimmed
     }
-}
-
-/// `X-API-Key: <key>` or `Authorization: Bearer <key>`, compared in constant time.
-fn authorized(config: &Config, req: &Request) -> bool {
-    let Some(expected) = config.api_key.as_deref() else {
-        return true;
-    };
-    let presented = req
-        .header("x-api-key")
-        .or_else(|| {
-            req.header("authorization")
-                .and_then(|v| v.strip_prefix("Bearer "))
-        })
-        .unwrap_or("");
-    bool::from(presented.as_bytes().ct_eq(expected.as_bytes()))
 }
 
 /// The OpenAPI 3.1 document of both APIs (checked against the routes by the test suites).
@@ -301,14 +364,40 @@ fn model_info(app: &App, _: &Request) -> Response {
     )
 }
 
-/// Runs `signals` through the default model; `Err` is the response to send.
-fn infer(app: &App, m: &ServedModel, signals: &[&[f32]]) -> Result<(Vec<Vec<f32>>, f64), Response> {
+/// One engine call's results.
+pub(crate) struct Inference {
+    /// One row of logits per signal.
+    pub logits: Vec<Vec<f32>>,
+    /// Wall time of the call.
+    pub ms: f64,
+    /// What the host's metrics learn about it ([`telemetry`]).
+    pub record: InferenceRecord,
+}
+
+/// Runs `signals` through model `name` (every API's inference goes through here).
+pub(crate) fn run_model(
+    app: &App,
+    name: &str,
+    m: &ServedModel,
+    signals: &[&[f32]],
+) -> Result<Inference, EngineError> {
     let start = Instant::now();
-    let logits = m
-        .engine
-        .predict_batch(signals, m.card.num_classes(), app.config.engine_batch_size)
-        .map_err(|e| http_error(500, &format!("Inference failed: {e}")))?;
-    Ok((logits, ms_since(start)))
+    let logits =
+        m.engine
+            .predict_batch(signals, m.card.num_classes(), app.config.engine_batch_size)?;
+    let seconds = start.elapsed().as_secs_f64();
+    let record = InferenceRecord::new(name, &m.backend(), seconds, &m.card.class_names, &logits);
+    Ok(Inference {
+        logits,
+        ms: seconds * 1e3,
+        record,
+    })
+}
+
+/// [`run_model`] on the default model; `Err` is the response to send.
+fn infer(app: &App, m: &ServedModel, signals: &[&[f32]]) -> Result<Inference, Response> {
+    run_model(app, &app.config.default_model, m, signals)
+        .map_err(|e| http_error(500, &format!("Inference failed: {e}")))
 }
 
 fn prediction(
@@ -340,17 +429,17 @@ fn predict_one(app: &App, req: &Request) -> Response {
     };
     let decode_ms = ms_since(started);
     match infer(app, m, &[&body.signal]) {
-        Ok((logits, ms)) => timed_json(
+        Ok(run) => run.record.attach(timed_json(
             &prediction(
                 m,
-                &logits[0],
+                &run.logits[0],
                 body.return_probabilities,
                 body.return_top_k,
-                ms,
+                run.ms,
             ),
             decode_ms,
-            ms,
-        ),
+            run.ms,
+        )),
         Err(response) => response,
     }
 }
@@ -383,25 +472,26 @@ fn predict_batch(app: &App, req: &Request) -> Response {
     };
     let decode_ms = ms_since(started);
     let signals: Vec<&[f32]> = body.signals.iter().map(Vec::as_slice).collect();
-    let (logits, total_ms) = match infer(app, m, &signals) {
+    let run = match infer(app, m, &signals) {
         Ok(r) => r,
         Err(response) => return response,
     };
     let n = signals.len();
-    let each_ms = total_ms / n as f64;
-    timed_json(
+    let each_ms = run.ms / n as f64;
+    run.record.attach(timed_json(
         &BatchPredictionResponse {
-            predictions: logits
+            predictions: run
+                .logits
                 .iter()
                 .map(|l| prediction(m, l, body.return_probabilities, body.return_top_k, each_ms))
                 .collect(),
             batch_size: n,
-            total_inference_time_ms: total_ms,
+            total_inference_time_ms: run.ms,
             average_inference_time_ms: each_ms,
         },
         decode_ms,
-        total_ms,
-    )
+        run.ms,
+    ))
 }
 
 #[cfg(test)]
@@ -663,6 +753,76 @@ mod tests {
         assert_eq!(classes, [1, 2, 7]);
         let total = b["total_inference_time_ms"].as_f64().unwrap();
         assert!((b["average_inference_time_ms"].as_f64().unwrap() - total / 3.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn route_labels_probes_and_key_requirements() {
+        for (path, label) in [
+            ("/predict", "/predict"),
+            ("/predict/", "/predict"),
+            ("/health/ready", "/health/ready"),
+            ("/v2", "/v2"),
+            ("/v2/models/bearing-lstm/infer", "/v2/models/{name}/infer"),
+            (
+                "/v2/models/x/versions/3/ready",
+                "/v2/models/{name}/versions/{version}/ready",
+            ),
+            ("/v2/models/x/explain", UNMATCHED),
+            ("/wp-login.php", UNMATCHED),
+        ] {
+            assert_eq!(route_label(path), label, "{path}");
+        }
+        assert!(is_probe("/health") && is_probe("/v2/health/ready/"));
+        assert!(!is_probe("/predict") && !is_probe("/v2"));
+        assert!(requires_api_key("POST", "/predict"));
+        assert!(requires_api_key("POST", "/v2/models/m/infer"));
+        assert!(requires_api_key("GET", "/v2/models/m"));
+        assert!(!requires_api_key("GET", "/predict"), "a 405 needs no key");
+        assert!(!requires_api_key("GET", "/health"));
+        assert!(!requires_api_key("GET", "/v2/health/live"));
+        assert!(!requires_api_key("GET", "/nope"));
+        let oip: Value = serde_json::from_slice(&error_for("/v2/models/m/infer", 429, "slow down").body).unwrap();
+        assert_eq!(oip, serde_json::json!({"error": "slow down"}));
+        let lstm: Value = serde_json::from_slice(&error_for("/predict", 429, "slow down").body).unwrap();
+        assert_eq!(lstm["detail"], "429: slow down");
+    }
+
+    #[test]
+    fn inference_records_reach_only_hosts_that_ask() {
+        let (cfg, store) = (config(&[]), Fixed(Some(model())));
+        let app = App {
+            config: &cfg,
+            models: &store,
+        };
+        let batch = br#"{"signals": [[2,2,2,2,2,2,2,2],[2,2,2,2,2,2,2,2],[5,5,5,5,5,5,5,5]]}"#;
+        let asked = [(telemetry::REQUEST_HEADER.to_string(), "1".to_string())];
+        let record_of = |headers: &[(String, String)], path: &str, body: &[u8]| {
+            let r = handle(
+                &app,
+                &Request {
+                    method: "POST",
+                    path,
+                    headers,
+                    body,
+                },
+            );
+            assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+            r.headers
+                .iter()
+                .find(|(n, _)| *n == telemetry::RESPONSE_HEADER)
+                .map(|(_, v)| InferenceRecord::from_header(v).unwrap())
+        };
+        assert_eq!(record_of(&[], "/predict/batch", batch), None);
+        let r = record_of(&asked, "/predict/batch", batch).unwrap();
+        assert_eq!(r.model, "bearing-lstm");
+        assert_eq!(r.backend, model().backend().to_string());
+        let names = &model().card.class_names;
+        assert_eq!(r.classes[&names[2]], 2);
+        assert_eq!(r.classes[&names[5]], 1);
+        assert!(r.seconds >= 0.0);
+        let oip = br#"{"inputs":[{"name":"input","shape":[1,1,8],"datatype":"FP32","data":[7,7,7,7,7,7,7,7]}]}"#;
+        let r = record_of(&asked, "/v2/models/bearing-lstm/infer", oip).unwrap();
+        assert_eq!(r.classes[&names[7]], 1);
     }
 
     #[test]
