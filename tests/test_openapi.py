@@ -21,7 +21,10 @@ def spec(http):
 def check(spec, path, method, status, body):
     op = spec["paths"][path][method]
     assert str(status) in op["responses"], f"{method.upper()} {path} answered {status}, not documented"
-    content = op["responses"][str(status)].get("content", {}).get("application/json", {})
+    response = op["responses"][str(status)]
+    if "$ref" in response:  # "#/components/responses/<name>"
+        response = spec["components"]["responses"][response["$ref"].rsplit("/", 1)[1]]
+    content = response.get("content", {}).get("application/json", {})
     if "schema" in content:
         schema = dict(content["schema"], components=spec["components"])
         errors = list(Draft202012Validator(schema).iter_errors(body))

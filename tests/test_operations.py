@@ -14,6 +14,9 @@ import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
 from conftest import FLAVOURS, ROOT, Server, host_bin, signal_of
+from test_openapi import check
+
+SPEC = json.loads((ROOT / "crates" / "pfd-core" / "api" / "openapi.json").read_text())
 
 RULES = ROOT / "deploy" / "prometheus" / "rules" / "pfd-edge.rules.yml"
 
@@ -176,8 +179,10 @@ def test_a_missing_key_is_refused_before_the_body_is_read(secured, path, shape):
     body = json.loads(reply.split(b"\r\n\r\n", 1)[1])
     if shape == "oip":
         assert body == {"error": "Invalid or missing API key"}
+        check(SPEC, "/v2/models/{model}/infer", "post", 401, body)
     else:
         assert body["error"] == "Invalid or missing API key" and body["detail"].startswith("401")
+        check(SPEC, path, "post", 401, body)
     assert secured.http.json("GET", "/health/ready")[0] == 200
 
 
@@ -220,9 +225,11 @@ def test_a_client_gets_its_burst_then_429_with_retry_after(limited):
     assert lower(headers)["x-ratelimit-remaining"] == "0"
     err = json.loads(body)
     assert err["detail"].startswith("429") and "Rate limit" in err["error"]
+    check(SPEC, "/predict", "post", 429, err)
     # OIP clients get Triton's error shape.
     status, _, body = http.request("GET", "/v2/models/bearing-lstm", headers=client)
     assert status == 429 and set(json.loads(body)) == {"error"}
+    check(SPEC, "/v2/models/{model}", "get", 429, json.loads(body))
     # Probes and scrapes are never limited; the server keeps serving.
     assert http.request("GET", "/health/ready", headers=client)[0] == 200
     assert http.request("GET", "/v2/health/live", headers=client)[0] == 200

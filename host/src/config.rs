@@ -498,7 +498,11 @@ pub fn known_settings() -> Vec<String> {
     }
     let mut names = Vec::new();
     walk(&<Cli as clap::CommandFactory>::command(), &mut names);
-    names.extend(pfd_core::config::SETTINGS.iter().map(|s| s.name.to_string()));
+    names.extend(
+        pfd_core::config::SETTINGS
+            .iter()
+            .map(|s| s.name.to_string()),
+    );
     names.extend(NON_FLAG_VARIABLES.iter().map(|s| s.to_string()));
     names.sort();
     names.dedup();
@@ -571,7 +575,9 @@ fn edit_distance(a: &str, b: &str) -> usize {
 fn parse_rate(s: &str) -> Result<f64, String> {
     match s.trim().parse::<f64>() {
         Ok(v) if v.is_finite() && (0.0..=1e6).contains(&v) => Ok(v),
-        Ok(v) => Err(format!("{v} is not a rate (0 = off, or requests per second up to 1e6)")),
+        Ok(v) => Err(format!(
+            "{v} is not a rate (0 = off, or requests per second up to 1e6)"
+        )),
         Err(e) => Err(format!("{s:?}: {e}")),
     }
 }
@@ -812,7 +818,11 @@ mod tests {
         assert_eq!(s.metrics, Switch::On);
         let (_, s) = serve(&["serve", "--rate-limit", "2.5"]);
         let c = s.rate_limit_config().unwrap();
-        assert_eq!((c.rate, c.burst.get()), (2.5, 3), "burst: one second's worth");
+        assert_eq!(
+            (c.rate, c.burst.get()),
+            (2.5, 3),
+            "burst: one second's worth"
+        );
         assert_eq!(c.by, RateLimitBy::Client);
         assert!(!c.trust_forwarded_for);
         std::env::set_var("PFD_RATE_LIMIT", "0.1");
@@ -825,7 +835,7 @@ mod tests {
         assert!(c.trust_forwarded_for);
         clear();
         for bad in [
-            &["pfd-host", "serve", "--rate-limit", "-1"][..],
+            &["pfd-host", "serve", "--rate-limit=-1"][..],
             &["pfd-host", "serve", "--rate-limit", "fast"],
             &["pfd-host", "serve", "--rate-limit", "inf"],
             &["pfd-host", "serve", "--rate-limit-burst", "0"],

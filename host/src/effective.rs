@@ -149,18 +149,14 @@ pub fn host_settings(
             top
         };
         let env = arg.get_env().map(|e| e.to_string_lossy().into_owned());
-        let name = env.clone().unwrap_or_else(|| {
-            format!("--{}", arg.get_long().unwrap_or(id))
-        });
+        let name = env
+            .clone()
+            .unwrap_or_else(|| format!("--{}", arg.get_long().unwrap_or(id)));
         let raw: Vec<String> = matches
             .try_get_raw(id)
             .ok()
             .flatten()
-            .map(|values| {
-                values
-                    .map(|v| v.to_string_lossy().into_owned())
-                    .collect()
-            })
+            .map(|values| values.map(|v| v.to_string_lossy().into_owned()).collect())
             .unwrap_or_default();
         let value = if id == "guest_env" {
             // `--env K=V`: the value of a secret K is redacted.
@@ -177,9 +173,7 @@ pub fn host_settings(
         let source = match matches.value_source(id) {
             Some(ValueSource::CommandLine) => Source::Flag,
             Some(ValueSource::EnvVariable)
-                if env
-                    .as_ref()
-                    .is_some_and(|e| dotenv.applied.contains(e)) =>
+                if env.as_ref().is_some_and(|e| dotenv.applied.contains(e)) =>
             {
                 Source::DotEnv
             }
@@ -245,9 +239,7 @@ pub fn render(
         }
         ConfigFormat::Text => {
             let mut out = String::new();
-            out.push_str(
-                "# pfd-host serve (precedence: flag > environment > .env > default)\n",
-            );
+            out.push_str("# pfd-host serve (precedence: flag > environment > .env > default)\n");
             match &dotenv.path {
                 Some(p) => out.push_str(&format!(
                     "# .env: {} ({} applied)\n",
@@ -306,8 +298,14 @@ mod tests {
             },
         ];
         let text = render(ConfigFormat::Text, &DotEnv::default(), &host, &[]);
-        assert!(text.contains("PFD_LISTEN=127.0.0.1:3000  # default\n"), "{text}");
-        assert!(text.contains("PFD_RATE_LIMIT=5           # .env\n"), "{text}");
+        assert!(
+            text.contains("PFD_LISTEN=127.0.0.1:3000  # default\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("PFD_RATE_LIMIT=5           # .env\n"),
+            "{text}"
+        );
         let json: serde_json::Value =
             serde_json::from_str(&render(ConfigFormat::Json, &DotEnv::default(), &host, &[]))
                 .unwrap();

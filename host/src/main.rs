@@ -258,7 +258,10 @@ async fn serve(args: ServeArgs) -> Result<()> {
     let models_dir = nn::host_dir_for(model_dir, &preopens);
     // The model folders `model_loaded{model}` reports on.
     let model_names: Vec<String> = match &models_dir {
-        Some(dir) => nn::discover(dir)?.into_iter().map(|(name, _)| name).collect(),
+        Some(dir) => nn::discover(dir)?
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect(),
         None => Vec::new(),
     };
     let nn_opts = args.nn.options();

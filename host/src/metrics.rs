@@ -259,8 +259,14 @@ mod tests {
             let _b = m.in_flight();
             let _q = m.queued();
             let text = m.encode();
-            assert_eq!(line(&text, "http_requests_in_flight "), "http_requests_in_flight 2");
-            assert_eq!(line(&text, "inference_queue_depth "), "inference_queue_depth 1");
+            assert_eq!(
+                line(&text, "http_requests_in_flight "),
+                "http_requests_in_flight 2"
+            );
+            assert_eq!(
+                line(&text, "inference_queue_depth "),
+                "inference_queue_depth 1"
+            );
         }
         m.record_inference(&InferenceRecord {
             model: "bearing-lstm".into(),
@@ -276,20 +282,25 @@ mod tests {
         );
         // 0.5 s is a bucket: one of the two 200s was slower than the SLO.
         assert_eq!(
-            line(&text, r#"http_request_duration_seconds_bucket{le="0.5",route="/predict"}"#),
+            line(
+                &text,
+                r#"http_request_duration_seconds_bucket{le="0.5",route="/predict"}"#
+            ),
             r#"http_request_duration_seconds_bucket{le="0.5",route="/predict"} 2"#
         );
-        assert!(text.contains(r#"http_request_duration_seconds_bucket{le="0.0001",route="/predict"} 0"#));
-        assert!(text.contains(
-            r#"inferences_total{model="bearing-lstm",class="Ball Fault"} 1"#
-        ));
+        assert!(text
+            .contains(r#"http_request_duration_seconds_bucket{le="0.0001",route="/predict"} 0"#));
+        assert!(text.contains(r#"inferences_total{model="bearing-lstm",class="Ball Fault"} 1"#));
         assert!(text.contains(r#"inferences_total{model="bearing-lstm",class="Healthy"} 2"#));
         assert!(text.contains(
             r#"inference_duration_seconds_count{model="bearing-lstm",backend="tract/wasm"} 1"#
         ));
         assert!(text.contains(r#"model_loaded{model="bearing-lstm"} 1"#));
         assert!(text.contains(r#"model_loaded{model="other"} 0"#));
-        assert_eq!(line(&text, "http_requests_in_flight "), "http_requests_in_flight 0");
+        assert_eq!(
+            line(&text, "http_requests_in_flight "),
+            "http_requests_in_flight 0"
+        );
         assert!(text.ends_with("# EOF\n"));
     }
 }

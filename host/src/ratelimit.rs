@@ -250,7 +250,10 @@ mod tests {
             "{retry_after:?}"
         );
         // Another client has its own bucket.
-        assert!(matches!(l.check(&b), Decision::Allowed { remaining: 2, .. }));
+        assert!(matches!(
+            l.check(&b),
+            Decision::Allowed { remaining: 2, .. }
+        ));
         assert_eq!(l.tracked(), 2);
     }
 

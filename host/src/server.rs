@@ -270,7 +270,14 @@ async fn dispatch(
         && api_key.is_none()
         && pfd_core::router::requires_api_key(req.method().as_str(), &path_info)
     {
-        return refuse(shared, req, &path_info, 401, pfd_core::router::UNAUTHORIZED, &[]);
+        return refuse(
+            shared,
+            req,
+            &path_info,
+            401,
+            pfd_core::router::UNAUTHORIZED,
+            &[],
+        );
     }
 
     let mut limit_headers = Vec::new();
@@ -382,7 +389,13 @@ async fn forward(
     };
     drop(queued);
 
-    add_spin_headers(&mut req, &shared.route, path_info, client, shared.local_addr);
+    add_spin_headers(
+        &mut req,
+        &shared.route,
+        path_info,
+        client,
+        shared.local_addr,
+    );
     // Ask the component for its inference record (a client-sent copy was just dropped with the
     // other internal headers).
     req.headers_mut().insert(
@@ -433,11 +446,9 @@ fn take_inference_record<B>(metrics: &Metrics, response: &mut Response<B>) {
     else {
         return;
     };
-    match value
-        .to_str()
-        .map_err(|e| e.to_string())
-        .and_then(|v| pfd_core::telemetry::InferenceRecord::from_header(v).map_err(|e| e.to_string()))
-    {
+    match value.to_str().map_err(|e| e.to_string()).and_then(|v| {
+        pfd_core::telemetry::InferenceRecord::from_header(v).map_err(|e| e.to_string())
+    }) {
         Ok(record) => metrics.record_inference(&record),
         Err(e) => warn!(error = %e, "unreadable inference record from the component"),
     }
@@ -467,9 +478,9 @@ async fn probe_model(shared: &Shared, model: &str) -> bool {
     if let Some(key) = shared.cfg.api_keys.first() {
         builder = builder.header("x-api-key", key.as_str());
     }
-    let Ok(mut req) = builder.body(
-        http_body_util::Empty::<Bytes>::new().map_err(|never: Infallible| match never {}),
-    ) else {
+    let Ok(mut req) = builder
+        .body(http_body_util::Empty::<Bytes>::new().map_err(|never: Infallible| match never {}))
+    else {
         return false;
     };
     let deadline = Instant::now() + shared.cfg.request_timeout;
@@ -765,7 +776,11 @@ mod tests {
 
     #[test]
     fn host_errors_use_the_shape_of_the_route_s_api() {
-        let r = core_response(pfd_core::router::error_for("/predict", 504, "Request timed out"));
+        let r = core_response(pfd_core::router::error_for(
+            "/predict",
+            504,
+            "Request timed out",
+        ));
         assert_eq!(r.status(), 504);
         assert_eq!(r.headers()[http::header::CONTENT_TYPE], "application/json");
         let v: serde_json::Value = serde_json::from_slice(&futures_body(r)).unwrap();
@@ -776,7 +791,11 @@ mod tests {
             ts.ends_with('Z') && ts.len() == "2024-01-01T00:00:00.000000Z".len(),
             "{ts}"
         );
-        let r = core_response(pfd_core::router::error_for("/v2/models/m/infer", 429, "slow"));
+        let r = core_response(pfd_core::router::error_for(
+            "/v2/models/m/infer",
+            429,
+            "slow",
+        ));
         let v: serde_json::Value = serde_json::from_slice(&futures_body(r)).unwrap();
         assert_eq!(v, serde_json::json!({"error": "slow"}));
     }

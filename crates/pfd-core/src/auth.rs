@@ -19,9 +19,7 @@ pub fn presented<'a>(header: impl Fn(&str) -> Option<&'a str>) -> Option<&'a str
         header("authorization").and_then(|v| {
             let (scheme, token) = v.split_once(' ')?;
             // RFC 7235: the scheme is case-insensitive.
-            scheme
-                .eq_ignore_ascii_case("bearer")
-                .then(|| token.trim())
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
         })
     })
 }
@@ -63,11 +61,17 @@ mod tests {
             presented(headers(&[("authorization", "bearer  c ")])),
             Some("c")
         );
-        assert_eq!(presented(headers(&[("authorization", "Basic dXNlcg==")])), None);
+        assert_eq!(
+            presented(headers(&[("authorization", "Basic dXNlcg==")])),
+            None
+        );
         assert_eq!(presented(headers(&[("authorization", "Bearer")])), None);
         // X-API-Key wins when both are sent.
         assert_eq!(
-            presented(headers(&[("x-api-key", "a"), ("authorization", "Bearer b")])),
+            presented(headers(&[
+                ("x-api-key", "a"),
+                ("authorization", "Bearer b")
+            ])),
             Some("a")
         );
         assert_eq!(presented(headers(&[])), None);

@@ -781,9 +781,12 @@ mod tests {
         assert!(!requires_api_key("GET", "/health"));
         assert!(!requires_api_key("GET", "/v2/health/live"));
         assert!(!requires_api_key("GET", "/nope"));
-        let oip: Value = serde_json::from_slice(&error_for("/v2/models/m/infer", 429, "slow down").body).unwrap();
+        let oip: Value =
+            serde_json::from_slice(&error_for("/v2/models/m/infer", 429, "slow down").body)
+                .unwrap();
         assert_eq!(oip, serde_json::json!({"error": "slow down"}));
-        let lstm: Value = serde_json::from_slice(&error_for("/predict", 429, "slow down").body).unwrap();
+        let lstm: Value =
+            serde_json::from_slice(&error_for("/predict", 429, "slow down").body).unwrap();
         assert_eq!(lstm["detail"], "429: slow down");
     }
 

@@ -94,7 +94,9 @@ impl InferenceRecord {
 /// Removes the record from `response` unless `req` asked for it.
 pub fn keep_if_requested(req: &Request, mut response: Response) -> Response {
     if req.header(REQUEST_HEADER).is_none() {
-        response.headers.retain(|(name, _)| *name != RESPONSE_HEADER);
+        response
+            .headers
+            .retain(|(name, _)| *name != RESPONSE_HEADER);
     }
     response
 }
@@ -113,7 +115,11 @@ mod tests {
             backend: "tract".into(),
             device: "wasm".into(),
         };
-        let logits = vec![vec![0.0, 5.0, 1.0], vec![0.0, 7.0, 1.0], vec![9.0, 0.0, 1.0]];
+        let logits = vec![
+            vec![0.0, 5.0, 1.0],
+            vec![0.0, 7.0, 1.0],
+            vec![9.0, 0.0, 1.0],
+        ];
         let r = InferenceRecord::new("m", &backend, 0.25, &names, &logits);
         assert_eq!(r.backend, "tract/wasm");
         assert_eq!(r.classes["Défaut"], 2);
