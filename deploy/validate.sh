@@ -236,6 +236,21 @@ check "helm rejects a root security context" rejects 'runAsNonRoot' --set securi
 check "helm rejects minReplicas > maxReplicas" rejects 'minReplicas must not exceed' \
   --set autoscaling.minReplicas=5 --set autoscaling.maxReplicas=3
 check "helm rejects resources without limits" rejects 'limits' --set resources.limits=null
+check "helm rejects a rate limit that is not a number" rejects 'rateLimit/rate' --set config.rateLimit.rate=fast
+check "helm rejects an unknown rate-limit key" rejects 'rateLimit/by|must be one of|value must be' --set config.rateLimit.by=user
+
+# renders NAME VALUE HELM_ARGS...: the native Deployment sets env NAME to VALUE.
+renders() {
+  local name="$1" value="$2"; shift 2
+  helm template pfd-edge "$CHART" "$@" | grep -A1 -- "- name: $name\$" | grep -Fq -- "value: \"$value\"" \
+    || { echo "$name is not \"$value\" with: $*"; return 1; }
+}
+no_rate_limit_by_default() {
+  ! helm template pfd-edge "$CHART" | grep -q PFD_RATE_LIMIT || { echo "PFD_RATE_LIMIT set by default"; return 1; }
+}
+check "helm: no rate limit by default" no_rate_limit_by_default
+check "helm: prod rate limit per client behind the ingress" \
+  bash -c "$(declare -f renders); CHART='$CHART'; renders PFD_RATE_LIMIT 20 -f '$CHART/values-prod.yaml' && renders PFD_TRUST_FORWARDED_FOR true -f '$CHART/values-prod.yaml'"
 
 # ---------------------------------------------------------------------------------------------
 # Manifests: Kubernetes + CRD schemas, policy; the rendered PrometheusRule through promtool
