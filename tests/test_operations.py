@@ -222,6 +222,8 @@ def test_a_client_gets_its_burst_then_429_with_retry_after(limited):
     status, headers, body = http.request("POST", "/predict", {"signal": signal_of(0, 80)}, headers=client)
     assert status == 429
     assert 1 <= int(lower(headers)["retry-after"]) <= 5
+    # Full again only after the next token and two more (5 s each).
+    assert int(lower(headers)["x-ratelimit-reset"]) >= int(lower(headers)["retry-after"]) + 9
     assert lower(headers)["x-ratelimit-remaining"] == "0"
     err = json.loads(body)
     assert err["detail"].startswith("429") and "Rate limit" in err["error"]

@@ -75,6 +75,7 @@ pub enum Decision {
     Limited {
         limit: u32,
         retry_after: Duration,
+        reset: Duration,
     },
 }
 
@@ -92,15 +93,16 @@ impl Decision {
                 ("x-ratelimit-remaining", remaining.to_string()),
                 ("x-ratelimit-reset", secs(reset).to_string()),
             ],
-            Decision::Limited { limit, retry_after } => {
-                let wait = secs(retry_after).max(1).to_string();
-                vec![
-                    ("x-ratelimit-limit", limit.to_string()),
-                    ("x-ratelimit-remaining", "0".to_string()),
-                    ("x-ratelimit-reset", wait.clone()),
-                    ("retry-after", wait),
-                ]
-            }
+            Decision::Limited {
+                limit,
+                retry_after,
+                reset,
+            } => vec![
+                ("x-ratelimit-limit", limit.to_string()),
+                ("x-ratelimit-remaining", "0".to_string()),
+                ("x-ratelimit-reset", secs(reset).max(1).to_string()),
+                ("retry-after", secs(retry_after).max(1).to_string()),
+            ],
         }
     }
 }
@@ -179,10 +181,15 @@ impl RateLimiter {
                     reset: self.period * (limit - remaining.min(limit)),
                 }
             }
-            Err(not_until) => Decision::Limited {
-                limit,
-                retry_after: not_until.wait_time_from(self.limiter.clock().now()),
-            },
+            Err(not_until) => {
+                let retry_after = not_until.wait_time_from(self.limiter.clock().now());
+                Decision::Limited {
+                    limit,
+                    retry_after,
+                    // The next token, then the rest of the bucket.
+                    reset: retry_after + self.period * (limit - 1),
+                }
+            }
         }
     }
 
@@ -242,13 +249,17 @@ mod tests {
                 other => panic!("{other:?}"),
             }
         }
-        let Decision::Limited { retry_after, .. } = l.check(&a) else {
+        let Decision::Limited {
+            retry_after, reset, ..
+        } = l.check(&a)
+        else {
             panic!("fourth request allowed")
         };
         assert!(
             retry_after > Duration::from_secs(3500) && retry_after <= Duration::from_secs(3600),
             "{retry_after:?}"
         );
+        assert_eq!(reset, retry_after + Duration::from_secs(2 * 3600));
         // Another client has its own bucket.
         assert!(matches!(
             l.check(&b),
@@ -262,9 +273,11 @@ mod tests {
         let limited = Decision::Limited {
             limit: 5,
             retry_after: Duration::from_millis(10),
+            reset: Duration::from_millis(4010),
         };
         let h = limited.headers();
         assert!(h.contains(&("retry-after", "1".into())));
+        assert!(h.contains(&("x-ratelimit-reset", "5".into())));
         assert!(h.contains(&("x-ratelimit-remaining", "0".into())));
         let allowed = Decision::Allowed {
             limit: 5,
