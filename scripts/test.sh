@@ -19,7 +19,9 @@ cargo xtask build-component
 export PFD_HOST_BIN="$CARGO_TARGET_DIR/release/pfd-host"
 
 step "native tests"
-PFD_REQUIRE_COMPONENT=1 cargo test --workspace --release --locked
+# The same package selection as xtask's pfd-host build (every native crate; pfd-edge is the
+# wasm component), so every dependency is compiled once, with one feature set.
+PFD_REQUIRE_COMPONENT=1 cargo test --workspace --exclude pfd-edge --release --locked
 
 step "end-to-end tests (pfd-host + component over HTTP)"
 "$PFD_VENV/bin/python" -m pytest tests -q -rs "$@"

@@ -278,13 +278,15 @@ pub struct NnCheckArgs {
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub iterations: u32,
 
-    /// Relative tolerance of the logits against CPU and the references.
-    #[arg(long, default_value_t = 1e-3)]
-    pub rtol: f64,
+    /// Relative tolerance of the logits against CPU and the references. Default: each model's
+    /// own, recorded in its `reference.json` (an int8 model's is looser than an fp32 one's).
+    #[arg(long)]
+    pub rtol: Option<f64>,
 
-    /// Absolute tolerance of the logits against CPU and the references.
-    #[arg(long, default_value_t = 1e-5)]
-    pub atol: f64,
+    /// Absolute tolerance of the logits against CPU and the references. Default: each model's
+    /// own, from its `reference.json`.
+    #[arg(long)]
+    pub atol: Option<f64>,
 
     #[command(flatten)]
     pub nn: NnArgs,

@@ -409,3 +409,78 @@ fn sixty_four_concurrent_requests_all_succeed_on_the_session_pool() {
         }
     });
 }
+
+#[test]
+fn nn_check_passes_every_model_on_cpu_with_its_own_tolerances() {
+    let Some(lib) = ort_library() else {
+        return;
+    };
+    let out = Command::new(env!("CARGO_BIN_EXE_pfd-host"))
+        .args([
+            "nn-check",
+            "--device",
+            "cpu",
+            "--iterations",
+            "3",
+            "--models-dir",
+        ])
+        .arg(workspace().join("models"))
+        .arg("--ort-lib")
+        .arg(&lib)
+        .output()
+        .expect("run pfd-host nn-check");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Each model is checked with the tolerances recorded in its reference.json.
+    assert!(
+        stdout.contains("| bearing-lstm | cpu | 11 | 1e-3 / 1e-5 |"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("| bearing-lstm-int8 | cpu | 11 | 1e-3 / 1e-2 |"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("MISMATCH"), "{stdout}");
+
+    // A reference that the model does not reproduce fails the check, naming the vector.
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("bearing-lstm");
+    std::fs::create_dir(&model).unwrap();
+    let source = workspace().join("models/bearing-lstm");
+    for entry in std::fs::read_dir(&source).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            std::fs::copy(&path, model.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    let reference = model.join("reference.json");
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&reference).unwrap()).unwrap();
+    let first = v["logits"][0][0].as_f64().unwrap();
+    v["logits"][0][0] = serde_json::json!(first + 0.5);
+    std::fs::write(&reference, v.to_string()).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_pfd-host"))
+        .args([
+            "nn-check",
+            "--device",
+            "cpu",
+            "--iterations",
+            "1",
+            "--models-dir",
+        ])
+        .arg(dir.path())
+        .arg("--ort-lib")
+        .arg(&lib)
+        .output()
+        .expect("run pfd-host nn-check");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("MISMATCH bearing-lstm: vector 0: CPU differs from the reference"),
+        "{stdout}"
+    );
+}

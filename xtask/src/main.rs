@@ -196,6 +196,13 @@ fn run(cmd: &mut Command) -> Result<()> {
 }
 
 /// pfd-host (release): it hosts the wizer step, so the build needs no second wasmtime.
+/// Builds pfd-host (release) for `preinit`.
+///
+/// It builds the whole native workspace (`--workspace --exclude pfd-edge`), not just `-p pfd-host`,
+/// because that is the package selection `scripts/test.sh` tests: cargo unifies dependency
+/// features per selection, and with `-p pfd-host` alone `serde_json`, `indexmap` and friends got
+/// other features than in the test build, so the tests recompiled wasmtime and tract (~4 min of a
+/// cold CI run). One selection, one build of every dependency.
 fn build_host() -> Result<PathBuf> {
     let target_dir = native_target_dir();
     run(
@@ -205,8 +212,9 @@ fn build_host() -> Result<PathBuf> {
                 "build",
                 "--release",
                 "--locked",
-                "-p",
-                "pfd-host",
+                "--workspace",
+                "--exclude",
+                "pfd-edge",
                 "--target-dir",
             ])
             .arg(&target_dir),

@@ -6,7 +6,8 @@
 //! serving backend ([`OrtGraph`], so validation, tensor conversion and the session pool are
 //! exercised as `serve` uses them) — once on CPU, once on the device `--device` resolves to —
 //! runs every reference vector one by one and all of them as one batch, and compares
-//! (`|a - b| <= atol + rtol·|b|`, defaults rtol 1e-3, atol 1e-5). It prints a table with the
+//! (`|a - b| <= atol + rtol·|b|`, with the tolerances recorded in the model's `reference.json`
+//! unless `--rtol`/`--atol` say otherwise). It prints a table with the
 //! largest differences and the batch-1 / batch-N latencies, and exits non-zero on any mismatch, on
 //! a model that does not load, or when `--device cuda` has no CUDA. scripts/gpu-smoke.sh wraps it.
 
@@ -191,7 +192,10 @@ pub fn run(args: &NnCheckArgs) -> Result<bool> {
             }
         };
 
-        let (rtol, atol) = (args.rtol, args.atol);
+        let (rtol, atol) = (
+            args.rtol.unwrap_or(refs.rtol),
+            args.atol.unwrap_or(refs.atol),
+        );
         let mut max_vs_cpu = 0f64;
         let mut max_vs_ref = 0f64;
         let mut mismatches = Vec::new();
@@ -244,7 +248,7 @@ pub fn run(args: &NnCheckArgs) -> Result<bool> {
             println!("MISMATCH {name}: {m}");
         }
         rows.push(format!(
-            "| {name} | {device} | {} | {:.2e} | {:.2e} | {} | {} / {} | {} ({}) | {} |",
+            "| {name} | {device} | {} | {rtol:.0e} / {atol:.0e} | {:.2e} | {:.2e} | {} | {} / {} | {} ({}) | {} |",
             refs.inputs.len(),
             max_vs_cpu,
             max_vs_ref,
@@ -258,16 +262,14 @@ pub fn run(args: &NnCheckArgs) -> Result<bool> {
     }
     println!();
     println!(
-        "| model | device | vectors | max abs diff vs CPU | max abs diff vs reference | CPU batch-1 p50 ms | {device} batch-1 p50 / p99 ms | {device} batch-N p50 ms (N) | result |"
+        "| model | device | vectors | rtol / atol | max abs diff vs CPU | max abs diff vs reference | CPU batch-1 p50 ms | {device} batch-1 p50 / p99 ms | {device} batch-N p50 ms (N) | result |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     for r in rows {
         println!("{r}");
     }
     println!(
-        "\n(rtol {}, atol {}; {} iterations; intra-op threads {}; {} cores)",
-        args.rtol,
-        args.atol,
+        "\n({} iterations; intra-op threads {}; {} cores)",
         args.iterations,
         opts.intra_threads,
         available_cores()
