@@ -318,3 +318,23 @@ def test_an_unknown_variable_in_the_environment_is_only_a_warning(tmp_path):
     r = run_host(["config", "--manifest", str(ROOT / "spin.toml")], env={"PFD_LISTN": "x"}, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "unknown setting PFD_LISTN (from the environment); did you mean PFD_LISTEN?" in r.stderr
+
+
+# --- batch-size limit (PFD_MAX_BATCH_SIZE), on both APIs ----------------------------------------
+
+def test_batches_over_the_limit_are_refused_on_both_apis(secured):
+    # The secured server runs with PFD_MAX_BATCH_SIZE=4.
+    key = {"X-API-Key": "test-key-123"}
+    signals = [signal_of(i, 81) for i in range(5)]
+    status, body = secured.http.json("POST", "/predict/batch", {"signals": signals}, headers=key)
+    assert status == 400, body
+    check(SPEC, "/predict/batch", "post", status, body)
+    assert "4" in body["error"], body
+    oip = {"inputs": [{"name": "input", "shape": [5, 1, len(signals[0])], "datatype": "FP32",
+                       "data": [x for s in signals for x in s]}]}
+    status, body = secured.http.json("POST", "/v2/models/bearing-lstm/infer", oip, headers=key)
+    assert status == 400 and "exceeds the maximum (4)" in body["error"], body
+    check(SPEC, "/v2/models/{model}/infer", "post", status, body)
+    # At the limit, both answer.
+    status, body = secured.http.json("POST", "/predict/batch", {"signals": signals[:4]}, headers=key)
+    assert status == 200 and body["batch_size"] == 4, body
