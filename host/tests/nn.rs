@@ -9,15 +9,14 @@
 //! note and pass without it. The route-level suite over both builds lives in the workspace's
 //! `tests/`.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 mod common;
-use common::workspace;
+use common::{workspace, Server, Started};
 
 fn nn_component() -> Option<PathBuf> {
     let path = std::env::var_os("PFD_TEST_NN_COMPONENT")
@@ -95,83 +94,15 @@ fn softmax(logits: &[f32]) -> Vec<f64> {
     e.into_iter().map(|x| x / sum).collect()
 }
 
-static START_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    logs: mpsc::Receiver<String>,
-    seen: Vec<String>,
-}
-
-enum Started {
-    Listening(Server),
-    Exited(std::process::ExitStatus, Vec<String>),
-}
+/// A cold compile plus ONNX Runtime's start can take a while; a cache hit is well under a second.
+const START_TIMEOUT: Duration = Duration::from_secs(600);
 
 fn start(args: &[&str]) -> Started {
-    let _one_at_a_time = START_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pfd-host"))
-        .arg("serve")
-        .arg("--manifest")
-        .arg(workspace().join("spin.toml"))
-        .args(["--listen", "127.0.0.1:0"])
-        .args(args)
-        .env("PFD_LOG_FORMAT", "json")
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn pfd-host");
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(600);
-    let mut seen = Vec::new();
-    loop {
-        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            Ok(line) => {
-                let listen = serde_json::from_str::<serde_json::Value>(&line)
-                    .ok()
-                    .and_then(|v| v.get("listen")?.as_str()?.parse::<SocketAddr>().ok());
-                seen.push(line);
-                if let Some(addr) = listen {
-                    return Started::Listening(Server {
-                        child,
-                        addr,
-                        logs: rx,
-                        seen,
-                    });
-                }
-            }
-            Err(_) => {
-                // Exited (stderr closed) or timed out.
-                let status = match child.try_wait().unwrap() {
-                    Some(s) => s,
-                    None => {
-                        let _ = child.kill();
-                        child.wait().unwrap()
-                    }
-                };
-                return Started::Exited(status, seen);
-            }
-        }
-    }
+    common::start(args, START_TIMEOUT)
 }
 
 fn serve(args: &[&str]) -> Server {
-    match start(args) {
-        Started::Listening(s) => s,
-        Started::Exited(status, lines) => {
-            panic!("pfd-host exited ({status}):\n{}", lines.join("\n"))
-        }
-    }
+    common::serve(args, START_TIMEOUT)
 }
 
 impl Server {
@@ -185,15 +116,8 @@ impl Server {
     fn logs(&mut self) -> String {
         // Guest output is forwarded asynchronously; give it a moment.
         std::thread::sleep(Duration::from_millis(200));
-        self.seen.extend(self.logs.try_iter());
-        self.seen.join("\n")
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.startup.extend(self.logs.try_iter());
+        self.startup.join("\n")
     }
 }
 
@@ -410,12 +334,12 @@ fn sixty_four_concurrent_requests_all_succeed_on_the_session_pool() {
     });
 }
 
-#[test]
-fn nn_check_passes_every_model_on_cpu_with_its_own_tolerances() {
-    let Some(lib) = ort_library() else {
-        return;
-    };
-    let out = Command::new(env!("CARGO_BIN_EXE_pfd-host"))
+/// `pfd-host nn-check --device cpu` over `models_dir`.
+fn nn_check_on_cpu(
+    models_dir: &std::path::Path,
+    ort_lib: &std::path::Path,
+) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_pfd-host"))
         .args([
             "nn-check",
             "--device",
@@ -424,11 +348,19 @@ fn nn_check_passes_every_model_on_cpu_with_its_own_tolerances() {
             "3",
             "--models-dir",
         ])
-        .arg(workspace().join("models"))
+        .arg(models_dir)
         .arg("--ort-lib")
-        .arg(&lib)
+        .arg(ort_lib)
         .output()
-        .expect("run pfd-host nn-check");
+        .expect("run pfd-host nn-check")
+}
+
+#[test]
+fn nn_check_passes_every_model_on_cpu_with_its_own_tolerances() {
+    let Some(lib) = ort_library() else {
+        return;
+    };
+    let out = nn_check_on_cpu(&workspace().join("models"), &lib);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -463,20 +395,7 @@ fn nn_check_passes_every_model_on_cpu_with_its_own_tolerances() {
     let first = v["logits"][0][0].as_f64().unwrap();
     v["logits"][0][0] = serde_json::json!(first + 0.5);
     std::fs::write(&reference, v.to_string()).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_pfd-host"))
-        .args([
-            "nn-check",
-            "--device",
-            "cpu",
-            "--iterations",
-            "1",
-            "--models-dir",
-        ])
-        .arg(dir.path())
-        .arg("--ort-lib")
-        .arg(&lib)
-        .output()
-        .expect("run pfd-host nn-check");
+    let out = nn_check_on_cpu(dir.path(), &lib);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success(), "{stdout}");
     assert!(

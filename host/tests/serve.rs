@@ -6,15 +6,14 @@
 //! print a note and pass, so `cargo test` works before the first wasm build. The route-level API
 //! tests live in the workspace's `tests/`.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 mod common;
-use common::workspace;
+use common::{workspace, Server};
 
 fn component() -> Option<PathBuf> {
     let path = std::env::var_os("PFD_TEST_COMPONENT")
@@ -37,71 +36,13 @@ fn component() -> Option<PathBuf> {
     }
 }
 
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    logs: mpsc::Receiver<String>,
-}
-
-/// Server starts are serialised: the first one may compile the component (minutes in a debug
-/// build), and the others should find it in the compiled-artifact cache instead of all compiling
-/// it at once.
-static START_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
 impl Server {
-    fn start(component: &PathBuf, extra: &[&str]) -> Server {
-        let _one_at_a_time = START_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-        let mut child = Command::new(env!("CARGO_BIN_EXE_pfd-host"))
-            .arg("serve")
-            .arg("--manifest")
-            .arg(workspace().join("spin.toml"))
-            .arg("--component")
-            .arg(component)
-            .args(["--listen", "127.0.0.1:0"])
-            .args(extra)
-            .env("PFD_LOG_FORMAT", "json")
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn pfd-host");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+    /// `pfd-host serve --component <component> <extra>`, listening.
+    fn start(component: &Path, extra: &[&str]) -> Server {
+        let mut args = vec!["--component", component.to_str().expect("a UTF-8 path")];
+        args.extend_from_slice(extra);
         // A cold compile of the component can take a while; a cache hit is well under a second.
-        let deadline = Instant::now() + Duration::from_secs(300);
-        let mut seen = Vec::new();
-        let addr = loop {
-            let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            else {
-                break None;
-            };
-            let listen = serde_json::from_str::<serde_json::Value>(&line)
-                .ok()
-                .and_then(|v| v.get("listen")?.as_str()?.parse::<SocketAddr>().ok());
-            if listen.is_some() {
-                break listen;
-            }
-            seen.push(line);
-        };
-        match addr {
-            Some(addr) => Server {
-                child,
-                addr,
-                logs: rx,
-            },
-            None => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("pfd-host did not start listening:\n{}", seen.join("\n"));
-            }
-        }
+        common::serve(&args, Duration::from_secs(300))
     }
 
     fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
@@ -126,13 +67,6 @@ impl Server {
 
     fn log_lines(&self) -> Vec<String> {
         self.logs.try_iter().collect()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -395,16 +329,19 @@ fn a_guest_trap_is_a_500_and_the_server_keeps_serving() {
 #[test]
 fn a_component_that_cannot_fit_the_limits_fails_at_start_naming_the_setting() {
     let Some(component) = component() else { return };
-    let _one_at_a_time = START_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let out = Command::new(env!("CARGO_BIN_EXE_pfd-host"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--component"])
-        .arg(&component)
-        .arg("--manifest")
-        .arg(workspace().join("spin.toml"))
-        .args(["--max-instance-memory-bytes", "64KiB"])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let started = common::start(
+        &[
+            "--component",
+            component.to_str().expect("a UTF-8 path"),
+            "--max-instance-memory-bytes",
+            "64KiB",
+        ],
+        Duration::from_secs(300),
+    );
+    let common::Started::Exited(status, lines) = started else {
+        panic!("pfd-host started with 64 KiB of instance memory");
+    };
+    assert!(!status.success());
+    let stderr = lines.join("\n");
     assert!(stderr.contains("max-instance-memory-bytes"), "{stderr}");
 }
