@@ -48,9 +48,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import math
-import multiprocessing as mp
-import os
 import shutil
 import sys
 import tempfile
@@ -73,6 +70,7 @@ from onnxruntime.quantization.operators.qdq_base_operator import QDQOperatorBase
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import generator as gen  # noqa: E402
+from evaluation import cached_dataset, confusion, ort_predict, ort_session, per_class  # noqa: E402
 
 MODELS_DIR = HERE.parent
 FP32_DIR = MODELS_DIR / "bearing-lstm"
@@ -143,54 +141,8 @@ class Records(CalibrationDataReader):
 
 
 # ------------------------------------------------------------------------------------------------
-# data (same cache layout as train.py: <work>/data_s<seed>_n<per_class>.npy)
-# ------------------------------------------------------------------------------------------------
-def _fill(args):
-    path, seed, j0, j1 = args
-    X = np.lib.format.open_memmap(path, mode="r+")
-    for j in range(j0, j1):
-        for c in range(gen.NUM_CLASSES):
-            X[j * gen.NUM_CLASSES + c] = gen.generate(c, np.random.default_rng([seed, c, j]))
-    X.flush()
-    return j1 - j0
-
-
-def cached_dataset(work: Path, n_per_class: int, seed: int, procs: int):
-    """``generator.make_dataset(n_per_class, seed)`` as a memmap under ``work`` (shared with train.py)."""
-    work.mkdir(parents=True, exist_ok=True)
-    n = n_per_class * gen.NUM_CLASSES
-    path = work / f"data_s{seed}_n{n_per_class}.npy"
-    y = np.tile(np.arange(gen.NUM_CLASSES, dtype=np.int64), n_per_class)
-    if not path.exists():
-        tmp = str(path) + ".part.npy"
-        np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(n, gen.SIGNAL_LENGTH)).flush()
-        step = max(1, math.ceil(n_per_class / (procs * 4)))
-        jobs = [(tmp, seed, j, min(j + step, n_per_class)) for j in range(0, n_per_class, step)]
-        t0 = time.time()
-        with mp.get_context("fork").Pool(procs) as pool:
-            list(pool.imap_unordered(_fill, jobs))
-        os.replace(tmp, path)
-        print(f"  generated {n} records (seed {seed}) in {time.time() - t0:.1f}s", flush=True)
-    return np.load(path, mmap_mode="r"), y
-
-
-# ------------------------------------------------------------------------------------------------
 # onnxruntime helpers
 # ------------------------------------------------------------------------------------------------
-def session(path: Path) -> ort.InferenceSession:
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    so.inter_op_num_threads = 1
-    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-
-
-def predict(sess, X: np.ndarray, bs: int = 32) -> np.ndarray:
-    out = []
-    for i in range(0, len(X), bs):
-        out.append(sess.run(["logits"], {"input": np.ascontiguousarray(X[i : i + bs])[:, None, :]})[0])
-    return np.concatenate(out)
-
-
 def latency(sessions: dict, x1: np.ndarray, runs: int) -> dict:
     """Batch-1 latency (ms) of each session, interleaved run by run so both see the same machine load."""
     for s in sessions.values():
@@ -204,16 +156,6 @@ def latency(sessions: dict, x1: np.ndarray, runs: int) -> dict:
             times[k].append((time.perf_counter() - t) * 1e3)
     return {k: {"p50": float(np.percentile(v, 50)), "p95": float(np.percentile(v, 95)),
                 "p99": float(np.percentile(v, 99)), "runs": runs} for k, v in times.items()}
-
-
-def per_class(pred: np.ndarray, y: np.ndarray) -> dict:
-    return {gen.CLASS_NAMES[c]: float(np.mean(pred[y == c] == c)) for c in range(gen.NUM_CLASSES)}
-
-
-def confusion(pred: np.ndarray, y: np.ndarray) -> np.ndarray:
-    m = np.zeros((gen.NUM_CLASSES, gen.NUM_CLASSES), dtype=np.int64)
-    np.add.at(m, (y, pred), 1)
-    return m
 
 
 # ------------------------------------------------------------------------------------------------
@@ -336,8 +278,8 @@ def main(argv=None) -> int:
         dt = onnx.helper.tensor_dtype_to_np_dtype(init.data_type).name
         by_type[dt] = by_type.get(dt, 0) + int(np.prod(init.dims))
 
-    sess_q = session(out_onnx)
-    sess_f = session(fp32_onnx)
+    sess_q = ort_session(out_onnx)
+    sess_f = ort_session(fp32_onnx)
 
     # 2. reference vectors: the fp32 model's inputs, logits from onnxruntime on the int8 model
     ref_inputs = a.fp32 / fp32_ref["inputs_file"]
@@ -367,8 +309,8 @@ def main(argv=None) -> int:
     # 3. held-out evaluation of both models with the same runtime
     Xte, yte = cached_dataset(a.work, a.n_test_per_class, TEST_SEED, a.procs)
     t0 = time.time()
-    lf = predict(sess_f, Xte)
-    lq = predict(sess_q, Xte)
+    lf = ort_predict(sess_f, Xte)
+    lq = ort_predict(sess_q, Xte)
     pf, pq = lf.argmax(1), lq.argmax(1)
     acc_f, acc_q = float(np.mean(pf == yte)), float(np.mean(pq == yte))
     agree = float(np.mean(pf == pq))

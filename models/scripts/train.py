@@ -26,8 +26,6 @@ import argparse
 import copy
 import hashlib
 import json
-import math
-import multiprocessing as mp
 import os
 import sys
 import time
@@ -41,6 +39,7 @@ import torch.nn.functional as F
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import generator as gen  # noqa: E402
+from evaluation import cached_dataset, confusion, ort_predict, ort_session, per_class  # noqa: E402
 
 MODELS_DIR = HERE.parent
 OUT_DIR = MODELS_DIR / "bearing-lstm"
@@ -138,38 +137,6 @@ def count_macs(model: BearingLSTM, length: int = gen.SIGNAL_LENGTH) -> int:
 
 
 # ------------------------------------------------------------------------------------------------
-# data
-# ------------------------------------------------------------------------------------------------
-def _fill(args):
-    path, shape, seed, j0, j1 = args
-    X = np.lib.format.open_memmap(path, mode="r+")
-    for j in range(j0, j1):
-        for c in range(gen.NUM_CLASSES):
-            X[j * gen.NUM_CLASSES + c] = gen.generate(c, np.random.default_rng([seed, c, j]))
-    X.flush()
-    return j1 - j0
-
-
-def cached_dataset(work: Path, n_per_class: int, seed: int, procs: int) -> tuple[np.ndarray, np.ndarray]:
-    """``generator.make_dataset(n_per_class, seed)``, built with ``procs`` processes into an .npy
-    memmap under ``work`` (identical content, same row order) and reused if present."""
-    n = n_per_class * gen.NUM_CLASSES
-    path = work / f"data_s{seed}_n{n_per_class}.npy"
-    y = np.tile(np.arange(gen.NUM_CLASSES, dtype=np.int64), n_per_class)
-    if not path.exists():
-        tmp = str(path) + ".part.npy"
-        np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(n, gen.SIGNAL_LENGTH)).flush()
-        step = max(1, math.ceil(n_per_class / (procs * 4)))
-        jobs = [(tmp, (n, gen.SIGNAL_LENGTH), seed, j, min(j + step, n_per_class)) for j in range(0, n_per_class, step)]
-        t0 = time.time()
-        with mp.get_context("fork").Pool(procs) as pool:
-            list(pool.imap_unordered(_fill, jobs))
-        os.replace(tmp, path)
-        print(f"  generated {n} records (seed {seed}) in {time.time() - t0:.1f}s", flush=True)
-    return np.load(path, mmap_mode="r"), y
-
-
-# ------------------------------------------------------------------------------------------------
 # training / evaluation
 # ------------------------------------------------------------------------------------------------
 @torch.no_grad()
@@ -179,16 +146,6 @@ def predict_torch(model: nn.Module, X: np.ndarray, bs: int = 64) -> np.ndarray:
     for i in range(0, len(X), bs):
         out.append(model(torch.from_numpy(np.array(X[i : i + bs], dtype=np.float32))[:, None, :]).numpy())
     return np.concatenate(out)
-
-
-def per_class(pred: np.ndarray, y: np.ndarray) -> dict[str, float]:
-    return {gen.CLASS_NAMES[c]: float(np.mean(pred[y == c] == c)) for c in range(gen.NUM_CLASSES)}
-
-
-def confusion(pred: np.ndarray, y: np.ndarray) -> np.ndarray:
-    m = np.zeros((gen.NUM_CLASSES, gen.NUM_CLASSES), dtype=np.int64)
-    np.add.at(m, (y, pred), 1)
-    return m
 
 
 def train(args, work: Path) -> tuple[BearingLSTM, dict]:
@@ -335,22 +292,6 @@ def export(model: BearingLSTM, path: Path) -> BearingLSTM:
     os.remove(tmp)
     print(f"  exported {path} ({path.stat().st_size} bytes), pruned {removed} zero-state nodes", flush=True)
     return fused
-
-
-def ort_session(path: Path):
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    so.inter_op_num_threads = 1
-    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-
-
-def ort_predict(sess, X: np.ndarray, bs: int = 32) -> np.ndarray:
-    out = []
-    for i in range(0, len(X), bs):
-        out.append(sess.run(["logits"], {"input": np.ascontiguousarray(X[i : i + bs])[:, None, :]})[0])
-    return np.concatenate(out)
 
 
 def verify_and_document(model: BearingLSTM, fused: BearingLSTM, args, work: Path, train_info: dict) -> None:
