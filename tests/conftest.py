@@ -120,11 +120,17 @@ FLAVOURS = {
 }
 
 
+def flavour_server(flavour: str) -> Server:
+    """A pfd-host serving one of FLAVOURS; `.flavour` and `.device` say which."""
+    args, device = FLAVOURS[flavour]
+    s = Server({}, args=args)
+    s.flavour, s.device = flavour, device
+    return s
+
+
 @pytest.fixture(scope="session", params=list(FLAVOURS))
 def server(request):
-    args, device = FLAVOURS[request.param]
-    s = Server({}, args=args)
-    s.flavour, s.device = request.param, device
+    s = flavour_server(request.param)
     yield s
     s.stop()
 

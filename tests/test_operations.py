@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
-from conftest import FLAVOURS, ROOT, Server, host_bin, signal_of
+from conftest import FLAVOURS, ROOT, Server, flavour_server, host_bin, signal_of
 from test_openapi import check
 
 SPEC = json.loads((ROOT / "crates" / "pfd-core" / "api" / "openapi.json").read_text())
@@ -54,9 +54,7 @@ def total(samples, name, **labels) -> float:
 @pytest.fixture(scope="module", params=list(FLAVOURS))
 def fresh(request):
     """A server of its own per build, so that every count below is this module's traffic."""
-    args, device = FLAVOURS[request.param]
-    s = Server({}, args=args)
-    s.device = device
+    s = flavour_server(request.param)
     yield s
     s.stop()
 
