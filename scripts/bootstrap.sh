@@ -13,30 +13,52 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 log() { printf '\033[1mbootstrap:\033[0m %s\n' "$*" >&2; }
 
+# Package lists are refreshed once per run before anything is installed: a new machine's lists
+# are the image's, and those offer rustc-web 1.85 (bookworm main) where 1.96 sits in
+# bookworm-security — installing from stale lists gives a compiler that cannot build the guest.
+APT_UPDATED=0
 apt_install() {
   if [ "$(id -u)" != 0 ]; then
-    log "missing system packages: $* — install them (sudo apt-get install $*) and re-run"
+    log "missing system packages: $* — install them (sudo apt-get update && sudo apt-get install $*) and re-run"
     exit 1
   fi
-  log "apt-get install $*"
-  if [ -z "$(find /var/lib/apt/lists -name '*Packages*' -print -quit 2>/dev/null)" ]; then
+  if [ "$APT_UPDATED" = 0 ]; then
+    log "apt-get update"
     apt-get update -qq
+    APT_UPDATED=1
   fi
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null || {
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
-  }
+  log "apt-get install $*"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+# The guest needs rustc >= 1.96 (tract-core 0.23 and spin-sdk 5.2 refuse older compilers).
+DEBIAN_RUSTC_MIN=96
+debian_rustc_ok() {
+  [ -x /usr/bin/rustc ] || return 1
+  local minor
+  minor="$(/usr/bin/rustc --version 2>/dev/null | sed -n 's/^rustc 1\.\([0-9]*\)\..*/\1/p')"
+  [ -n "$minor" ] && [ "$minor" -ge "$DEBIAN_RUSTC_MIN" ]
 }
 
 # 1. The wasm toolchain: rustup's wasm32-wasip1 target if installed, else Debian's rustc-web
 #    recipe (xtask picks whichever it finds; see docs in xtask/src/main.rs).
 if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip1; then
   need=()
-  [ -x /usr/bin/rustc ] && /usr/bin/rustc --version 2>/dev/null | grep -q '^rustc 1\.9[6-9]' || need+=(rustc-web)
+  debian_rustc_ok || need+=(rustc-web)
   [ -d /usr/lib/rustlib/src/rust/library ] || need+=(rust-web-src)
   [ -x /usr/lib/llvm-19/bin/wasm-ld ] || need+=(lld-19)
   [ -f /usr/lib/wasm32-wasi/libc.a ] || need+=(wasi-libc)
   if [ ${#need[@]} -gt 0 ]; then
     apt_install "${need[@]}"
+  fi
+  if ! debian_rustc_ok; then
+    log "Debian's rustc-web is $(/usr/bin/rustc --version 2>/dev/null || echo missing); the wasm guest needs 1.$DEBIAN_RUSTC_MIN or newer."
+    log "Run 'apt-get update && apt-get install rustc-web rust-web-src lld-19 wasi-libc' (bookworm-security has 1.96), or install rustup's wasm32-wasip1 target."
+    exit 1
+  fi
+  if [ ! -x /usr/lib/llvm-19/bin/wasm-ld ] || [ ! -f /usr/lib/wasm32-wasi/libc.a ] || [ ! -d /usr/lib/rustlib/src/rust/library ]; then
+    log "the Debian wasm toolchain is incomplete (need rust-web-src, lld-19, wasi-libc)"
+    exit 1
   fi
 fi
 

@@ -14,6 +14,17 @@ source scripts/bootstrap.sh
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
+step "toolchain"
+# Printed on every run so a CI log says which compilers built what (a stale rustc-web once
+# broke a fresh machine's build; this makes such a drift visible at the top of the log).
+echo "native: $(rustc --version); $(cargo --version)"
+if rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip1; then
+  echo "wasm:   rustup target wasm32-wasip1 ($(rustc --version))"
+else
+  echo "wasm:   Debian $(/usr/bin/rustc --version); $(/usr/lib/llvm-19/bin/wasm-ld --version | head -1)"
+fi
+echo "python: $("$PFD_VENV/bin/python" --version)"
+
 step "wasm components (and pfd-host)"
 cargo xtask build-component
 export PFD_HOST_BIN="$CARGO_TARGET_DIR/release/pfd-host"
