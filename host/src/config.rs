@@ -163,6 +163,37 @@ pub struct ServeArgs {
     #[arg(long, env = "PFD_MAX_INSTANCE_MEMORY_BYTES", default_value = "1GiB", value_parser = parse_size)]
     pub max_instance_memory_bytes: u64,
 
+    /// Linear memory each freed instance slot keeps resident, reset with `memset` (only the
+    /// pages the request touched, where the kernel has PAGEMAP_SCAN) instead of `madvise`.
+    /// Why: after an `madvise` reset, the next request in the slot faults every page back in —
+    /// and each copy-on-write fault in a multi-threaded process costs a TLB-shootdown IPI to the
+    /// other cores. That was ~48 % of the server's CPU under load. Why 16 MiB: a `/predict`
+    /// touches ~5–8 MiB of guest memory (the 1 MB body, the decoded floats, the allocator's
+    /// churn), so it is served from resident pages; pages beyond (a `/predict/batch` grows the
+    /// memory to hundreds of MB) are still returned to the OS when the slot is freed. The cost
+    /// is RSS: up to this much per warm slot (see `--warm-slots`). 0: always `madvise`.
+    #[arg(long, env = "PFD_MEMORY_KEEP_RESIDENT", default_value = "16MiB", value_parser = parse_size_or_zero)]
+    pub memory_keep_resident: u64,
+
+    /// Table memory each freed slot keeps resident (reset with `memset`, like linear memory).
+    /// Why 1 MiB: the component's function table (tens of thousands of 8-byte entries, filled
+    /// lazily) otherwise faults back in on every request.
+    #[arg(long, env = "PFD_TABLE_KEEP_RESIDENT", default_value = "1MiB", value_parser = parse_size_or_zero)]
+    pub table_keep_resident: u64,
+
+    /// Use Linux's PAGEMAP_SCAN ioctl (kernel ≥ 6.7) to reset only the pages a request dirtied
+    /// (`auto`: when the kernel has it). Why: without it, a kept-resident slot is reset by
+    /// `memset` of its whole kept range, touched or not.
+    #[arg(long, env = "PFD_PAGEMAP_SCAN", value_enum, default_value_t = Tristate::Auto)]
+    pub pagemap_scan: Tristate,
+
+    /// Freed slots kept warm (their kept-resident memory mapped) for reuse. Why 16: enough for
+    /// every core to find a warm slot at any realistic concurrency on an edge node, while the
+    /// RSS they hold stays bounded at ~16 × `--memory-keep-resident`; slots beyond are fully
+    /// decommitted when freed. Default: 16, or `--max-concurrency` when that is lower.
+    #[arg(long, env = "PFD_WARM_SLOTS", value_parser = clap::value_parser!(u32).range(0..=10_000))]
+    pub warm_slots: Option<u32>,
+
     /// On SIGTERM/SIGINT: stop accepting, then give in-flight requests this long to finish.
     /// Why 25 s: below Kubernetes' default 30 s termination grace, so pods exit cleanly.
     #[arg(long, env = "PFD_SHUTDOWN_GRACE_MS", default_value_t = 25_000)]
@@ -263,6 +294,14 @@ impl NnArgs {
 /// `--nn on|off`, `--metrics on|off`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Switch {
+    On,
+    Off,
+}
+
+/// `--pagemap-scan auto|on|off`: use a kernel feature when present, always, or never.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Tristate {
+    Auto,
     On,
     Off,
 }
@@ -374,6 +413,20 @@ impl ServeArgs {
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_millis(self.shutdown_grace_ms)
     }
+    /// The pooling allocator's slot-reuse settings.
+    pub fn slot_reuse(&self) -> crate::runtime::SlotReuse {
+        crate::runtime::SlotReuse {
+            memory_keep_resident: usize::try_from(self.memory_keep_resident).unwrap_or(usize::MAX),
+            table_keep_resident: usize::try_from(self.table_keep_resident).unwrap_or(usize::MAX),
+            pagemap_scan: match self.pagemap_scan {
+                Tristate::Auto => None,
+                Tristate::On => Some(true),
+                Tristate::Off => Some(false),
+            },
+            warm_slots: self.warm_slots.unwrap_or(16).min(self.max_concurrency),
+        }
+    }
+
     /// The compiled-artifact cache directory, or `None` when caching is off or no home is known.
     pub fn effective_cache_dir(&self) -> Option<PathBuf> {
         if self.no_cache {
@@ -605,6 +658,18 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     parse_size_inner(s).map_err(|e| format!("{e:#}"))
 }
 
+/// A size where 0 means "none" (the keep-resident settings).
+pub fn parse_size_or_zero(s: &str) -> Result<u64, String> {
+    if s.trim()
+        .trim_end_matches(|c: char| c.is_ascii_alphabetic())
+        .parse::<f64>()
+        == Ok(0.0)
+    {
+        return Ok(0);
+    }
+    parse_size(s)
+}
+
 fn parse_size_inner(s: &str) -> Result<u64> {
     let t = s.trim();
     let split = t
@@ -663,6 +728,10 @@ mod tests {
         "PFD_RATE_LIMIT_BY",
         "PFD_TRUST_FORWARDED_FOR",
         "PFD_METRICS",
+        "PFD_MEMORY_KEEP_RESIDENT",
+        "PFD_TABLE_KEEP_RESIDENT",
+        "PFD_PAGEMAP_SCAN",
+        "PFD_WARM_SLOTS",
     ];
 
     fn clear() {
@@ -693,6 +762,15 @@ mod tests {
         assert_eq!(s.request_timeout(), Duration::from_secs(30));
         assert_eq!(s.max_concurrency, 128);
         assert_eq!(s.max_instance_memory_bytes, 1 << 30);
+        let reuse = s.slot_reuse();
+        assert_eq!(reuse.memory_keep_resident, 16 << 20);
+        assert_eq!(reuse.table_keep_resident, 1 << 20);
+        assert_eq!(reuse.pagemap_scan, None);
+        assert_eq!(reuse.warm_slots, 16);
+        assert_eq!(parse_size_or_zero("0"), Ok(0));
+        assert_eq!(parse_size_or_zero("0MiB"), Ok(0));
+        assert_eq!(parse_size_or_zero("2MiB"), Ok(2 << 20));
+        assert!(parse_size("0").is_err(), "other sizes stay non-zero");
         assert!(!s.no_cache);
         let nn = s.nn.options();
         assert!(nn.enabled);

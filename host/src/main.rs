@@ -279,6 +279,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         max_instances: args.max_concurrency,
         max_instance_memory: args.max_instance_memory_bytes,
         cache_dir: args.effective_cache_dir(),
+        slot_reuse: args.slot_reuse(),
     };
     info!(component = %component.display(), cache_dir = ?opts.cache_dir, "loading component");
     let setup = GuestSetup {

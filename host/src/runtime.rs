@@ -77,6 +77,34 @@ pub struct RuntimeOptions {
     pub max_instance_memory: u64,
     /// Where compiled artifacts live; `None` disables the cache.
     pub cache_dir: Option<PathBuf>,
+    /// How freed slots are reset (see [`SlotReuse`]).
+    pub slot_reuse: SlotReuse,
+}
+
+/// How a freed instance slot is reset for the next request: the pooling allocator's
+/// keep-resident settings. The trade-off is page faults per request against RSS per warm slot;
+/// the flags of `pfd-host serve` carry the measured reasons for their defaults.
+#[derive(Debug, Clone, Copy)]
+pub struct SlotReuse {
+    /// Linear-memory bytes kept resident (reset with `memset`) per freed slot.
+    pub memory_keep_resident: usize,
+    /// Table bytes kept resident per freed slot.
+    pub table_keep_resident: usize,
+    /// PAGEMAP_SCAN: `None` = when the kernel has it.
+    pub pagemap_scan: Option<bool>,
+    /// Freed slots kept warm.
+    pub warm_slots: u32,
+}
+
+#[cfg(test)]
+impl SlotReuse {
+    /// wasmtime's own behaviour: every freed slot `madvise`d back to zero.
+    pub const DECOMMIT: SlotReuse = SlotReuse {
+        memory_keep_resident: 0,
+        table_keep_resident: 0,
+        pagemap_scan: Some(false),
+        warm_slots: 100,
+    };
 }
 
 /// What the guest sees of the host: environment variables and read-only directories.
@@ -392,9 +420,17 @@ fn pooling_config(opts: &RuntimeOptions) -> PoolingAllocationConfig {
     // Why = max concurrency: a GC heap per store if the component ever uses GC types (pfd-edge does
     // not; this only reserves metadata).
     pool.total_gc_heaps(n);
-    // Why: keep slots affine to the one component we serve warm (their memory mappings and CoW image
-    // stay set up), instead of the default 100 that would let cold slots be touched first.
-    pool.max_unused_warm_slots(n);
+    // Why: reuse the slots that served last (their CoW image mapped, their kept-resident pages
+    // in place); how many stay warm bounds the RSS they hold (see `SlotReuse`).
+    let reuse = &opts.slot_reuse;
+    pool.max_unused_warm_slots(reuse.warm_slots.min(n));
+    pool.linear_memory_keep_resident(reuse.memory_keep_resident);
+    pool.table_keep_resident(reuse.table_keep_resident);
+    pool.pagemap_scan(match reuse.pagemap_scan {
+        None => wasmtime::Enabled::Auto,
+        Some(true) => wasmtime::Enabled::Yes,
+        Some(false) => wasmtime::Enabled::No,
+    });
     pool
 }
 
@@ -698,6 +734,7 @@ mod tests {
             max_instances: 2,
             max_instance_memory: 64 << 20,
             cache_dir: None,
+            slot_reuse: SlotReuse::DECOMMIT,
         };
         let (engine, _) = build_engine(&opts).unwrap();
         let a = cache_key(&engine, b"\0asm-a");
@@ -710,12 +747,93 @@ mod tests {
         assert_ne!(a, cache_key(&other, b"\0asm-a"));
     }
 
+    /// A core module with 32 pages (2 MiB) of memory, `write(addr, value)` and `read(addr)`,
+    /// hand-assembled (the host has no text-format parser, and needs none in production).
+    const PEEK_POKE: &[u8] = &[
+        0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // magic, version 1
+        0x01, 0x0b, 0x02, 0x60, 0x02, 0x7f, 0x7f, 0x00, 0x60, 0x01, 0x7f, 0x01, 0x7f, // types
+        0x03, 0x03, 0x02, 0x00, 0x01, // functions
+        0x05, 0x03, 0x01, 0x00, 0x20, // memory: min 32 pages
+        0x07, 0x10, 0x02, 0x05, b'w', b'r', b'i', b't', b'e', 0x00, 0x00, 0x04, b'r', b'e', b'a',
+        b'd', 0x00, 0x01, // exports
+        0x0a, 0x13, 0x02, 0x09, 0x00, 0x20, 0x00, 0x20, 0x01, 0x36, 0x02, 0x00, 0x0b, 0x07, 0x00,
+        0x20, 0x00, 0x28, 0x02, 0x00, 0x0b, // code
+    ];
+
+    #[test]
+    fn a_reused_slot_never_shows_the_previous_instance_memory() {
+        // The serving configuration's slot reuse (memory kept resident, reset by memset /
+        // PAGEMAP_SCAN instead of madvise) must still hand every instance zeroed memory. One
+        // slot, so the second instance provably reuses the first one's memory.
+        for (reuse, what) in [
+            (
+                SlotReuse {
+                    memory_keep_resident: 1 << 20,
+                    table_keep_resident: 1 << 20,
+                    pagemap_scan: None,
+                    warm_slots: 1,
+                },
+                "keep-resident + pagemap_scan auto",
+            ),
+            (
+                SlotReuse {
+                    memory_keep_resident: 16 << 20,
+                    table_keep_resident: 1 << 20,
+                    pagemap_scan: Some(false),
+                    warm_slots: 1,
+                },
+                "keep-resident, memset",
+            ),
+            (SlotReuse::DECOMMIT, "decommit"),
+        ] {
+            let (engine, pooling) = build_engine(&RuntimeOptions {
+                max_instances: 1,
+                max_instance_memory: 64 << 20,
+                cache_dir: None,
+                slot_reuse: reuse,
+            })
+            .unwrap();
+            assert!(pooling, "{what}: the pooling allocator must be in use");
+            let module = wasmtime::Module::new(&engine, PEEK_POKE).unwrap();
+            // Inside the kept-resident MiB, at its edge, and beyond it (decommitted either way).
+            let addrs = [
+                0,
+                100,
+                4096 * 3,
+                (1 << 20) - 4,
+                (1 << 20) + 8192,
+                (2 << 20) - 4,
+            ];
+            for round in 0..3i32 {
+                let mut store = wasmtime::Store::new(&engine, ());
+                store.set_epoch_deadline(1 << 40);
+                let instance = wasmtime::Instance::new(&mut store, &module, &[]).unwrap();
+                let write = instance
+                    .get_typed_func::<(i32, i32), ()>(&mut store, "write")
+                    .unwrap();
+                let read = instance
+                    .get_typed_func::<i32, i32>(&mut store, "read")
+                    .unwrap();
+                for &a in &addrs {
+                    let seen = read.call(&mut store, a).unwrap();
+                    assert_eq!(
+                        seen, 0,
+                        "{what}, round {round}: address {a} leaked {seen:#x}"
+                    );
+                    write.call(&mut store, (a, 0x5eed_0000 | round)).unwrap();
+                    assert_eq!(read.call(&mut store, a).unwrap(), 0x5eed_0000 | round);
+                }
+            }
+        }
+    }
+
     #[test]
     fn compiled_artifacts_are_cached_and_reused() {
         let (engine, _) = build_engine(&RuntimeOptions {
             max_instances: 2,
             max_instance_memory: 64 << 20,
             cache_dir: None,
+            slot_reuse: SlotReuse::DECOMMIT,
         })
         .unwrap();
         // The smallest valid component: magic + component-model version/layer.
@@ -781,6 +899,7 @@ mod tests {
             max_instances: 2,
             max_instance_memory: 64 << 20,
             cache_dir: None,
+            slot_reuse: SlotReuse::DECOMMIT,
         };
         let err = Runtime::load(&path, GuestSetup::default(), &opts)
             .err()

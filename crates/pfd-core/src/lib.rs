@@ -17,6 +17,7 @@ pub mod card;
 pub mod config;
 pub mod engine;
 pub mod errors;
+pub mod floats;
 pub mod http;
 pub mod oip;
 pub mod postprocess;

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::errors::{Loc, Rejection, ValidationError};
+use crate::floats::Scanner;
 use crate::postprocess::Probabilities;
 
 /// Most errors listed in one 422 (a signal of 102400 strings must not produce 102400 entries).
@@ -85,7 +86,10 @@ const BATCH_FIELDS: &[(&str, Shape, bool)] = &[
 ];
 
 pub fn parse_predict(body: &[u8], limits: &Limits) -> Result<PredictRequest, Rejection> {
-    let wire: PredictWire = decode(body, PREDICT_FIELDS)?;
+    let wire: PredictWire = match fast_predict(body, limits) {
+        Some(wire) => wire,
+        None => decode(body, PREDICT_FIELDS)?,
+    };
     let mut errors = Vec::new();
     check_signal(
         &wire.signal,
@@ -103,7 +107,10 @@ pub fn parse_predict(body: &[u8], limits: &Limits) -> Result<PredictRequest, Rej
 }
 
 pub fn parse_batch(body: &[u8], limits: &Limits) -> Result<BatchRequest, Rejection> {
-    let wire: BatchWire = decode(body, BATCH_FIELDS)?;
+    let wire: BatchWire = match fast_batch(body, limits) {
+        Some(wire) => wire,
+        None => decode(body, BATCH_FIELDS)?,
+    };
     if wire.signals.is_empty() {
         return Err(ValidationError::new(
             "too_short",
@@ -223,6 +230,85 @@ fn check_top_k(
     } else {
         Some(k as usize)
     }
+}
+
+/// The keys of a request body, as the fast path sees them.
+enum Key {
+    Signals,
+    ReturnProbabilities,
+    ReturnTopK,
+}
+
+/// The fast path (see [`crate::floats`]): a scanner for exactly the request object's grammar —
+/// the three known keys once each, in any order, numbers in their lists. `None` hands the body
+/// to serde (unknown or duplicate keys, escapes, wrong types, anything unusual), which gives the
+/// same answer it always did.
+fn fast_object(
+    body: &[u8],
+    signals_key: &[u8],
+    mut signals: impl FnMut(&mut Scanner) -> Option<()>,
+) -> Option<(bool, Option<i64>)> {
+    let mut s = Scanner::new(body);
+    if !s.eat(b'{') {
+        return None;
+    }
+    let (mut seen_signals, mut probabilities, mut top_k) = (false, None, None);
+    if !s.eat(b'}') {
+        loop {
+            let key = match s.plain_string()? {
+                k if k == signals_key => Key::Signals,
+                b"return_probabilities" => Key::ReturnProbabilities,
+                b"return_top_k" => Key::ReturnTopK,
+                _ => return None,
+            };
+            if !s.eat(b':') {
+                return None;
+            }
+            match key {
+                Key::Signals if !seen_signals => {
+                    signals(&mut s)?;
+                    seen_signals = true;
+                }
+                Key::ReturnProbabilities if probabilities.is_none() => {
+                    probabilities = Some(s.boolean()?)
+                }
+                Key::ReturnTopK if top_k.is_none() => top_k = Some(s.optional_integer()?),
+                _ => return None, // a duplicate: serde's error names it
+            }
+            if s.eat(b',') {
+                continue;
+            }
+            if s.eat(b'}') {
+                break;
+            }
+            return None;
+        }
+    }
+    (seen_signals && s.at_end()).then_some((probabilities.unwrap_or(true), top_k.flatten()))
+}
+
+fn fast_predict(body: &[u8], limits: &Limits) -> Option<PredictWire> {
+    let mut signal = Vec::with_capacity(limits.signal_length);
+    let (return_probabilities, return_top_k) =
+        fast_object(body, b"signal", |s| s.f32_array(&mut signal))?;
+    Some(PredictWire {
+        signal,
+        return_probabilities,
+        return_top_k,
+    })
+}
+
+fn fast_batch(body: &[u8], limits: &Limits) -> Option<BatchWire> {
+    let mut signals = Vec::new();
+    let (return_probabilities, return_top_k) = fast_object(body, b"signals", |s| {
+        signals = s.f32_arrays(limits.signal_length)?;
+        Some(())
+    })?;
+    Some(BatchWire {
+        signals,
+        return_probabilities,
+        return_top_k,
+    })
 }
 
 /// Typed decoding with the explaining slow path on failure.
@@ -428,6 +514,70 @@ mod tests {
             Err(Rejection::Invalid(e)) => e,
             other => panic!("expected 422, got {other:?}"),
         }
+    }
+
+    /// What serde alone makes of a body (the path every body took before the fast decoder).
+    fn serde_predict(body: &[u8]) -> Option<(Vec<u32>, bool, Option<i64>)> {
+        let w: PredictWire = serde_json::from_slice(body).ok()?;
+        let bits = w.signal.iter().map(|x| x.to_bits()).collect();
+        Some((bits, w.return_probabilities, w.return_top_k))
+    }
+
+    fn fast_predict_bits(body: &[u8]) -> Option<(Vec<u32>, bool, Option<i64>)> {
+        let w = fast_predict(body, &LIMITS)?;
+        let bits = w.signal.iter().map(|x| x.to_bits()).collect();
+        Some((bits, w.return_probabilities, w.return_top_k))
+    }
+
+    #[test]
+    fn fast_path_agrees_with_serde_or_steps_aside() {
+        // Every body the fast path accepts, serde accepts with bit-identical values; every body
+        // it refuses goes to serde, which decides. Bodies: formatting, key order, optional
+        // fields, and mutations that must be refused.
+        let bodies: &[&[u8]] = &[
+            br#"{"signal":[1,2,3.5,-4e2]}"#,
+            br#" { "return_top_k" : 3 , "signal" : [ 0.1 , -0 , 1E-7, 123456789012345 ] } "#,
+            b"{\n\"signal\":\t[0.000001,\r\n2],\"return_probabilities\":false}",
+            br#"{"signal":[1],"return_top_k":null,"return_probabilities":true}"#,
+            br#"{"signal":[]}"#,
+            br#"{"signal":[1],"extra":1}"#,
+            br#"{"signal":[1],"signal":[2]}"#,
+            br#"{"signal":[1,]}"#,
+            br#"{"signal":[1]"#,
+            br#"{"signal":[1]} x"#,
+            br#"{"signal":[1],}"#,
+            br#"{"signal":["1"]}"#,
+            br#"{"signal":[1e400]}"#,
+            br#"{"signal":[NaN]}"#,
+            br#"{"signal":[1],"return_top_k":2.0}"#,
+            br#"{"signal":[1],"return_top_k":99999999999999999999}"#,
+            br#"{"signal":[1],"return_probabilities":null}"#,
+            br#"{"sig\u006eal":[1]}"#,
+            br#"{"return_top_k":1}"#,
+            br#"[[1,2]]"#,
+            br#"{}"#,
+            b"",
+        ];
+        let mut fast = 0;
+        for body in bodies {
+            if let Some(got) = fast_predict_bits(body) {
+                fast += 1;
+                let text = String::from_utf8_lossy(body);
+                assert_eq!(Some(got), serde_predict(body), "{text}");
+            }
+        }
+        assert_eq!(fast, 5, "the five well-formed bodies take the fast path");
+    }
+
+    #[test]
+    fn fast_batch_matches_serde() {
+        let body = br#"{"signals":[[1,2,3,4],[ -1.5e-3 ,0,0,1 ]],"return_top_k":2}"#;
+        let fast = fast_batch(body, &LIMITS).unwrap();
+        let slow: BatchWire = serde_json::from_slice(body).unwrap();
+        assert_eq!(fast.signals, slow.signals);
+        assert_eq!(fast.return_top_k, slow.return_top_k);
+        assert!(fast_batch(br#"{"signals":[[1],[2,"x"]]}"#, &LIMITS).is_none());
+        assert!(fast_batch(br#"{"signals":[1,2]}"#, &LIMITS).is_none());
     }
 
     #[test]

@@ -49,6 +49,14 @@ pub fn build_session(model: &[u8], opts: &SessionOptions) -> Result<Session> {
         .with_intra_threads(opts.intra_threads.max(1))
         .map_err(ort_err)?
         .with_inter_threads(1)
+        .map_err(ort_err)?
+        // Why no spinning: ONNX Runtime's pool threads busy-wait for work by default, which on a
+        // 2-core edge node steals the cores the other requests' guests run on. With one intra-op
+        // thread there is no pool and this changes nothing; it keeps `--nn-intra-threads N`
+        // from burning CPU between requests.
+        .with_intra_op_spinning(false)
+        .map_err(ort_err)?
+        .with_inter_op_spinning(false)
         .map_err(ort_err)?;
     let mut builder = match opts.device {
         Device::Cpu => builder,
