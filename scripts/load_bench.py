@@ -44,7 +44,7 @@ TICKS = os.sysconf("SC_CLK_TCK")
 #   default: today's defaults.
 CONFIGS = [
     ("decommit", ["--memory-keep-resident", "0", "--table-keep-resident", "0",
-                  "--pagemap-scan", "off", "--warm-slots", "128"]),
+                  "--pagemap-scan", "off"]),
     ("default", []),
 ]
 
@@ -154,6 +154,8 @@ def main() -> None:
     ap.add_argument("--conc", default="1,4,16,64")
     ap.add_argument("--routes", default="", help="substring filter on route names")
     ap.add_argument("--configs", default="", help="comma-separated names (default: all)")
+    ap.add_argument("--extra", action="append", default=[], metavar="NAME=FLAGS",
+                    help="another configuration, e.g. 'k8=--memory-keep-resident 8MiB' (repeatable)")
     ap.add_argument("--out", default="bench-load")
     ap.add_argument("--host-bin", default=os.environ.get("PFD_HOST_BIN")
                     or str(Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "release/pfd-host"))
@@ -164,6 +166,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     concs = [int(c) for c in args.conc.split(",")]
     configs = [c for c in CONFIGS if not args.configs or c[0] in args.configs.split(",")]
+    configs += [(e.split("=", 1)[0], e.split("=", 1)[1].split()) for e in args.extra]
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

@@ -164,15 +164,17 @@ pub struct ServeArgs {
     pub max_instance_memory_bytes: u64,
 
     /// Linear memory each freed instance slot keeps resident, reset with `memset` (only the
-    /// pages the request touched, where the kernel has PAGEMAP_SCAN) instead of `madvise`.
-    /// Why: after an `madvise` reset, the next request in the slot faults every page back in —
-    /// and each copy-on-write fault in a multi-threaded process costs a TLB-shootdown IPI to the
-    /// other cores. That was ~48 % of the server's CPU under load. Why 16 MiB: a `/predict`
-    /// touches ~5–8 MiB of guest memory (the 1 MB body, the decoded floats, the allocator's
-    /// churn), so it is served from resident pages; pages beyond (a `/predict/batch` grows the
-    /// memory to hundreds of MB) are still returned to the OS when the slot is freed. The cost
-    /// is RSS: up to this much per warm slot (see `--warm-slots`). 0: always `madvise`.
-    #[arg(long, env = "PFD_MEMORY_KEEP_RESIDENT", default_value = "16MiB", value_parser = parse_size_or_zero)]
+    /// pages the request dirtied, where the kernel has PAGEMAP_SCAN) instead of `madvise`.
+    /// Why: after an `madvise` reset the next request in the slot faults every page back in, and
+    /// each copy-on-write fault in a multi-threaded process costs a TLB-shootdown IPI to the
+    /// other cores — ~48 % of the server's CPU under load before this setting. Measured on 2
+    /// cores (scripts/load_bench.py, same run): `/predict` CPU per request 0.62–0.81x, OIP binary
+    /// 0.64–0.70x, `/health` 0.62–0.92x of the `madvise` reset. Why 8 MiB: 4, 8 and 16 MiB
+    /// measured alike for `/predict` (~5–8 MiB of guest memory dirtied), and the cost is RSS: every
+    /// slot that has served keeps up to this much, so the bound is this × the peak number of
+    /// concurrent instances (`--max-concurrency`). Pages beyond it (a `/predict/batch` grows a
+    /// memory to hundreds of MB) are still returned to the OS. 0: always `madvise`.
+    #[arg(long, env = "PFD_MEMORY_KEEP_RESIDENT", default_value = "8MiB", value_parser = parse_size_or_zero)]
     pub memory_keep_resident: u64,
 
     /// Table memory each freed slot keeps resident (reset with `memset`, like linear memory).
@@ -186,13 +188,6 @@ pub struct ServeArgs {
     /// `memset` of its whole kept range, touched or not.
     #[arg(long, env = "PFD_PAGEMAP_SCAN", value_enum, default_value_t = Tristate::Auto)]
     pub pagemap_scan: Tristate,
-
-    /// Freed slots kept warm (their kept-resident memory mapped) for reuse. Why 16: enough for
-    /// every core to find a warm slot at any realistic concurrency on an edge node, while the
-    /// RSS they hold stays bounded at ~16 × `--memory-keep-resident`; slots beyond are fully
-    /// decommitted when freed. Default: 16, or `--max-concurrency` when that is lower.
-    #[arg(long, env = "PFD_WARM_SLOTS", value_parser = clap::value_parser!(u32).range(0..=10_000))]
-    pub warm_slots: Option<u32>,
 
     /// On SIGTERM/SIGINT: stop accepting, then give in-flight requests this long to finish.
     /// Why 25 s: below Kubernetes' default 30 s termination grace, so pods exit cleanly.
@@ -423,7 +418,6 @@ impl ServeArgs {
                 Tristate::On => Some(true),
                 Tristate::Off => Some(false),
             },
-            warm_slots: self.warm_slots.unwrap_or(16).min(self.max_concurrency),
         }
     }
 
@@ -731,7 +725,6 @@ mod tests {
         "PFD_MEMORY_KEEP_RESIDENT",
         "PFD_TABLE_KEEP_RESIDENT",
         "PFD_PAGEMAP_SCAN",
-        "PFD_WARM_SLOTS",
     ];
 
     fn clear() {
@@ -763,10 +756,9 @@ mod tests {
         assert_eq!(s.max_concurrency, 128);
         assert_eq!(s.max_instance_memory_bytes, 1 << 30);
         let reuse = s.slot_reuse();
-        assert_eq!(reuse.memory_keep_resident, 16 << 20);
+        assert_eq!(reuse.memory_keep_resident, 8 << 20);
         assert_eq!(reuse.table_keep_resident, 1 << 20);
         assert_eq!(reuse.pagemap_scan, None);
-        assert_eq!(reuse.warm_slots, 16);
         assert_eq!(parse_size_or_zero("0"), Ok(0));
         assert_eq!(parse_size_or_zero("0MiB"), Ok(0));
         assert_eq!(parse_size_or_zero("2MiB"), Ok(2 << 20));

@@ -92,8 +92,6 @@ pub struct SlotReuse {
     pub table_keep_resident: usize,
     /// PAGEMAP_SCAN: `None` = when the kernel has it.
     pub pagemap_scan: Option<bool>,
-    /// Freed slots kept warm.
-    pub warm_slots: u32,
 }
 
 #[cfg(test)]
@@ -103,7 +101,6 @@ impl SlotReuse {
         memory_keep_resident: 0,
         table_keep_resident: 0,
         pagemap_scan: Some(false),
-        warm_slots: 100,
     };
 }
 
@@ -420,10 +417,11 @@ fn pooling_config(opts: &RuntimeOptions) -> PoolingAllocationConfig {
     // Why = max concurrency: a GC heap per store if the component ever uses GC types (pfd-edge does
     // not; this only reserves metadata).
     pool.total_gc_heaps(n);
-    // Why: reuse the slots that served last (their CoW image mapped, their kept-resident pages
-    // in place); how many stay warm bounds the RSS they hold (see `SlotReuse`).
+    // Why: keep slots affine to the one component we serve warm (their memory mappings, CoW image
+    // and kept-resident pages stay set up), instead of the default 100 that would let cold slots
+    // be touched first.
+    pool.max_unused_warm_slots(n);
     let reuse = &opts.slot_reuse;
-    pool.max_unused_warm_slots(reuse.warm_slots.min(n));
     pool.linear_memory_keep_resident(reuse.memory_keep_resident);
     pool.table_keep_resident(reuse.table_keep_resident);
     pool.pagemap_scan(match reuse.pagemap_scan {
@@ -771,7 +769,6 @@ mod tests {
                     memory_keep_resident: 1 << 20,
                     table_keep_resident: 1 << 20,
                     pagemap_scan: None,
-                    warm_slots: 1,
                 },
                 "keep-resident + pagemap_scan auto",
             ),
@@ -780,7 +777,6 @@ mod tests {
                     memory_keep_resident: 16 << 20,
                     table_keep_resident: 1 << 20,
                     pagemap_scan: Some(false),
-                    warm_slots: 1,
                 },
                 "keep-resident, memset",
             ),
