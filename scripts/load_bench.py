@@ -81,7 +81,7 @@ def rss_kib(pid: int) -> int:
     return int(m.group(1)) if m else 0
 
 
-def bodies(tmp: Path) -> dict[str, tuple[Path | None, str]]:
+def bodies(tmp: Path) -> dict[str, tuple[Path | None, str, str]]:
     import numpy as np
     x = np.fromfile(ROOT / "models/bearing-lstm/reference_inputs.f32", dtype="<f4")[:102400]
     predict = tmp / "predict.json"

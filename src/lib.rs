@@ -39,27 +39,23 @@ const MAX_PRESIZE: usize = 256 << 20;
 /// fault in a per-request instance.
 async fn read_request(req: IncomingRequest) -> Result<Request, String> {
     use futures::TryStreamExt;
-    let mut body = Vec::new();
-    let announced = req
-        .headers()
-        .get("content-length")
-        .first()
-        .and_then(|v| std::str::from_utf8(v).ok()?.trim().parse::<usize>().ok());
-    if let Some(n) = announced {
-        // A failed reservation only means no pre-sizing; the read below still works.
-        let _ = body.try_reserve_exact(n.min(MAX_PRESIZE));
-    }
-    let builder = Request::builder()
+    let mut request = Request::builder()
         .method(req.method())
         .uri(req.uri())
         .headers(req.headers())
         .build();
+    let announced = request
+        .header("content-length")
+        .and_then(|v| v.as_str()?.trim().parse::<usize>().ok());
+    let body = request.body_mut();
+    if let Some(n) = announced {
+        // A failed reservation only means no pre-sizing; the read below still works.
+        let _ = body.try_reserve_exact(n.min(MAX_PRESIZE));
+    }
     let mut stream = req.into_body_stream();
     while let Some(chunk) = stream.try_next().await.map_err(|e| e.to_debug_string())? {
         body.extend_from_slice(&chunk);
     }
-    let mut request = builder;
-    *request.body_mut() = body;
     Ok(request)
 }
 

@@ -252,26 +252,21 @@ impl<'de> Deserialize<'de> for FastF32 {
     }
 }
 
-/// Tensor data, however it was decoded.
-trait TensorData {
-    fn into_values(self) -> Vec<f32>;
-}
-
-impl TensorData for FlatF32 {
-    fn into_values(self) -> Vec<f32> {
-        self.0
+impl From<FlatF32> for Vec<f32> {
+    fn from(data: FlatF32) -> Self {
+        data.0
     }
 }
 
-impl TensorData for FastF32 {
-    fn into_values(self) -> Vec<f32> {
-        self.0
+impl From<FastF32> for Vec<f32> {
+    fn from(data: FastF32) -> Self {
+        data.0
     }
 }
 
 /// Parses the request header: the fast decoder for `data`, the general one when it refuses.
 fn parse_infer_request(header: &[u8]) -> Result<InferRequest<Vec<f32>>, serde_json::Error> {
-    fn values<D: TensorData>(r: InferRequest<D>) -> InferRequest<Vec<f32>> {
+    fn values<D: Into<Vec<f32>>>(r: InferRequest<D>) -> InferRequest<Vec<f32>> {
         InferRequest {
             id: r.id,
             inputs: r
@@ -282,7 +277,7 @@ fn parse_infer_request(header: &[u8]) -> Result<InferRequest<Vec<f32>>, serde_js
                     shape: t.shape,
                     datatype: t.datatype,
                     parameters: t.parameters,
-                    data: t.data.map(TensorData::into_values),
+                    data: t.data.map(Into::into),
                 })
                 .collect(),
             outputs: r.outputs,
