@@ -3,7 +3,8 @@
 #   1. the wasm components, built for real (cargo xtask build-component; builds pfd-host too);
 #   2. native tests: the shared core, the tract backend, pfd-host (units, and its own
 #      end-to-end tests against the component built in 1) and xtask;
-#   3. end-to-end tests: pfd-host serving the components over HTTP (tests/, pytest);
+#   3. end-to-end tests: pfd-host serving the components, and `wasmtime serve` serving the
+#      portable one, over HTTP (tests/, pytest);
 #   4. deploy artifacts validated with the real tools (deploy/validate.sh).
 # Native tests run in the release profile: they share every compiled dependency (wasmtime,
 # cranelift…) with the release pfd-host instead of building them a second time.
@@ -34,8 +35,10 @@ step "native tests"
 # wasm component), so every dependency is compiled once, with one feature set.
 PFD_REQUIRE_COMPONENT=1 cargo test --workspace --exclude pfd-edge --release --locked
 
-step "end-to-end tests (pfd-host + component over HTTP)"
-"$PFD_VENV/bin/python" -m pytest tests -q -rs "$@"
+step "end-to-end tests (pfd-host and wasmtime serve, component over HTTP)"
+source scripts/tools.sh
+echo "second host: $("$PFD_WASMTIME_BIN" --version)"
+PFD_REQUIRE_WASMTIME=1 "$PFD_VENV/bin/python" -m pytest tests -q -rs "$@"
 
 step "deploy artifacts (helm, kubernetes schemas, promtool, hadolint, compose)"
 bash deploy/validate.sh

@@ -7,6 +7,7 @@
 //! served by the tract engine, in the guest; the default one is already in memory when the
 //! shipped component was pre-initialised (see [`preinit`]).
 
+mod files;
 #[cfg(target_os = "wasi")]
 mod libc_shim;
 mod models;

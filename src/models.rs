@@ -8,13 +8,14 @@
 //!   default model ahead of time, so the fallback costs nothing either.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
 use pfd_core::card::ModelCard;
 use pfd_core::config::Config;
 use pfd_core::router::{ModelStore, ServedModel};
 use pfd_tract::TractEngine;
+
+use crate::files;
 
 /// Entries are leaked on purpose: an instance lives for one request (or is a snapshot), and
 /// `&'static` entries let `get` hand out references without holding a lock.
@@ -66,7 +67,7 @@ impl GuestModels {
         let mut tract = lock(&self.tract);
         let entry: Entry = tract
             .entry(name.to_string())
-            .or_insert_with(|| Box::leak(Box::new(load_tract(Path::new(&self.dir), name))));
+            .or_insert_with(|| Box::leak(Box::new(load_tract(&self.dir, name))));
         entry.as_ref().map_err(Clone::clone)
     }
 
@@ -86,7 +87,7 @@ impl GuestModels {
 
     #[cfg(feature = "wasi-nn")]
     fn load_wasi_nn(&self, name: &str) -> Result<ServedModel, String> {
-        let folder = model_folder(Path::new(&self.dir), name)?;
+        let folder = model_folder(&self.dir, name)?;
         // The card and size are known already when the snapshot holds the tract model.
         let known = lock(&self.tract)
             .get(name)
@@ -96,9 +97,7 @@ impl GuestModels {
             Some(k) => k,
             None => (
                 read_card(&folder, name)?,
-                std::fs::metadata(folder.join("model.onnx"))
-                    .map(|m| m.len())
-                    .unwrap_or(0),
+                files::size(&format!("{folder}/model.onnx")).unwrap_or(0),
             ),
         };
         let device = lock(&self.nn_device).clone();
@@ -120,28 +119,27 @@ impl ModelStore for GuestModels {
 }
 
 /// `dir/name`, for a name that is a plain folder name (no separators, no `..`).
-fn model_folder(dir: &Path, name: &str) -> Result<PathBuf, String> {
+fn model_folder(dir: &str, name: &str) -> Result<String, String> {
     if name.is_empty() || name.starts_with('.') || name.contains(['/', '\\']) {
         return Err(format!("invalid model name {name:?}"));
     }
-    Ok(dir.join(name))
+    Ok(format!("{}/{name}", dir.trim_end_matches('/')))
 }
 
-fn read_card(folder: &Path, name: &str) -> Result<ModelCard, String> {
-    let path = folder.join("model.json");
-    match std::fs::read(&path) {
-        Ok(json) => ModelCard::parse(&json).map_err(|e| format!("{}: {e}", path.display())),
+fn read_card(folder: &str, name: &str) -> Result<ModelCard, String> {
+    let path = format!("{folder}/model.json");
+    match files::read(&path) {
+        Ok(json) => ModelCard::parse(&json).map_err(|e| format!("{path}: {e}")),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ModelCard::fallback(name)),
-        Err(e) => Err(format!("{}: {e}", path.display())),
+        Err(e) => Err(format!("{path}: {e}")),
     }
 }
 
-fn load_tract(dir: &Path, name: &str) -> Result<ServedModel, String> {
+fn load_tract(dir: &str, name: &str) -> Result<ServedModel, String> {
     let folder = model_folder(dir, name)?;
     let card = read_card(&folder, name)?;
-    let onnx_path = folder.join("model.onnx");
-    let onnx = std::fs::read(&onnx_path).map_err(|e| format!("{}: {e}", onnx_path.display()))?;
-    let engine =
-        TractEngine::load(&onnx, &card).map_err(|e| format!("{}: {e}", onnx_path.display()))?;
+    let onnx_path = format!("{folder}/model.onnx");
+    let onnx = files::read(&onnx_path).map_err(|e| format!("{onnx_path}: {e}"))?;
+    let engine = TractEngine::load(&onnx, &card).map_err(|e| format!("{onnx_path}: {e}"))?;
     Ok(ServedModel::new(card, Box::new(engine), onnx.len() as u64))
 }

@@ -12,10 +12,11 @@
 //!   environment cache wasi-libc filled while we read `PFD_MODEL_DIR`/`PFD_MODEL` is dropped
 //!   (`__wasilibc_deinitialize_environ`) so runtime variables (API keys…) are seen;
 //! - wasi-libc's preopen table: it is filled by a libc constructor during `_initialize`, which
-//!   wizer runs (and then removes), so the table is the pre-initialisation's. `pfd-host
-//!   preinit` mounts the models exactly as `spin.toml` does (one directory at `/models`); hosts
-//!   that mount the same way (Spin, SpinKube, pfd-host, `wasmtime serve --dir models::/models`)
-//!   see the same descriptor. Only models *not* in the snapshot are read from files at runtime.
+//!   wizer runs (and then removes), so the table in the snapshot is the pre-initialising host's
+//!   and wrong for a host that mounts differently (Spin preopens its staging folder at `/`).
+//!   The component therefore never opens files through it: [`crate::files`] asks the running
+//!   host for its preopens on every read, so any mount layout that puts the models at
+//!   `PFD_MODEL_DIR` works, and only models *not* in the snapshot are read at runtime.
 
 use pfd_core::config::Config;
 

@@ -1,9 +1,13 @@
-"""End-to-end fixtures: a real pfd-host process serving the real wasm component over HTTP.
+"""End-to-end fixtures: real hosts serving the real wasm component over HTTP.
 
-The binaries are built by `scripts/test.sh` (the README's test command); these fixtures only
-start them. Environment:
+Two hosts: pfd-host (both component builds) and `wasmtime serve` (the wasmtime CLI at
+pfd-host's wasmtime version, an independent host, serving the portable build with spin.toml's
+mounts and environment). The binaries are built and installed by `scripts/test.sh` (the
+README's test command); these fixtures only start them. Environment:
 
 - ``PFD_HOST_BIN``  path to the pfd-host binary (default: target/release/pfd-host)
+- ``PFD_WASMTIME_BIN``  path to the wasmtime CLI (default: $PFD_CACHE/tools/bin/wasmtime);
+  without one the `wasmtime serve` cases are skipped, unless ``PFD_REQUIRE_WASMTIME=1`` (CI)
 - ``PFD_E2E_KEEP_LOGS``  keep server logs after the run (printed on failure anyway)
 """
 from __future__ import annotations
@@ -16,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -68,12 +73,15 @@ class Http:
             pytest.fail(f"{method} {path} -> {status}: not JSON: {payload[:200]!r}")
 
 
-class Server:
-    def __init__(self, env: dict[str, str], manifest: Path | None = None, args: list[str] | None = None):
-        self.port = free_port()
-        self.log = tempfile.NamedTemporaryFile(prefix="pfd-host-", suffix=".log", delete=False)
-        cmd = [host_bin(), "serve", "--listen", f"127.0.0.1:{self.port}", "--manifest", str(manifest or ROOT / "spin.toml")]
-        cmd += args or []
+class Process:
+    """A server process on a free port, its output in a log file, live once `/health/live`
+    answers. Subclasses say which command serves."""
+
+    name = "server"
+    host = "pfd-host"
+
+    def start(self, cmd: list[str], env: dict[str, str]):
+        self.log = tempfile.NamedTemporaryFile(prefix=f"{self.name}-", suffix=".log", delete=False)
         full_env = {**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "info"), **env}
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=full_env, cwd=ROOT)
         self.http = Http(f"http://127.0.0.1:{self.port}")
@@ -83,7 +91,7 @@ class Server:
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"pfd-host exited with {self.proc.returncode}:\n{self.logs()}")
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{self.logs()}")
             try:
                 status, _, _ = self.http.request("GET", "/health/live", timeout=5)
                 if status == 200:
@@ -91,7 +99,7 @@ class Server:
             except OSError:
                 pass
             time.sleep(0.2)
-        raise RuntimeError(f"pfd-host not live after {timeout}s:\n{self.logs()}")
+        raise RuntimeError(f"{self.name} not live after {timeout}s:\n{self.logs()}")
 
     def logs(self) -> str:
         return Path(self.log.name).read_text(errors="replace")[-8000:]
@@ -111,28 +119,118 @@ class Server:
             os.unlink(self.log.name)
 
 
-# The end-to-end suite runs once per (component build, engine) pair — parametrised, not copied:
-# - "tract":   the portable build (spin.toml's), tract inside the guest;
-# - "wasi-nn": the wasi-nn build, ONNX Runtime on the host (CPU here, CUDA on GPU nodes).
+class Server(Process):
+    """pfd-host serving spin.toml (or `manifest`), with `env` over the environment."""
+
+    name = "pfd-host"
+
+    def __init__(self, env: dict[str, str], manifest: Path | None = None, args: list[str] | None = None):
+        self.port = free_port()
+        cmd = [host_bin(), "serve", "--listen", f"127.0.0.1:{self.port}", "--manifest", str(manifest or ROOT / "spin.toml")]
+        self.start(cmd + (args or []), env)
+
+
+# spin.toml's component: what every host is given (its `files` mounts, its `environment`).
+SPIN_COMPONENT = tomllib.loads((ROOT / "spin.toml").read_text())["component"]["pfd-edge"]
+
+
+def wasmtime_bin() -> str | None:
+    cache = Path(os.environ.get("PFD_CACHE", Path.home() / ".cache" / "pfd-edge"))
+    path = Path(os.environ.get("PFD_WASMTIME_BIN", cache / "tools" / "bin" / "wasmtime"))
+    if path.exists():
+        return str(path)
+    if os.environ.get("PFD_REQUIRE_WASMTIME") == "1":
+        pytest.fail(f"PFD_REQUIRE_WASMTIME=1 but there is no wasmtime CLI at {path} (scripts/tools.sh installs it)")
+    pytest.skip(f"no wasmtime CLI at {path}: run scripts/tools.sh, or set PFD_WASMTIME_BIN")
+
+
+def spin_mounts() -> list[str]:
+    """spin.toml's `files` as `wasmtime --dir host::guest` arguments (the `/models` style)."""
+    return [f"{ROOT / f['source']}::{f['destination']}" for f in SPIN_COMPONENT["files"]]
+
+
+_precompiled = tempfile.TemporaryDirectory(prefix="pfd-wasmtime-")
+
+
+def precompiled_portable() -> str:
+    """The portable component compiled once per session (`wasmtime compile`), for the servers
+    that only vary mounts: each then starts in about a second instead of compiling the 23 MB
+    component again (~10 s here). The suite's main `wasmtime serve` runs the .wasm itself."""
+    out = Path(_precompiled.name) / "pfd-edge.cwasm"
+    if not out.exists():
+        subprocess.run([wasmtime_bin(), "compile", str(ROOT / "build" / "pfd-edge.wasm"), "-o", str(out)], check=True)
+    return str(out)
+
+
+class WasmtimeServe(Process):
+    """`wasmtime serve` running the portable component with spin.toml's environment (`env` on
+    top) and `dirs` as its preopens (default: spin.toml's mounts)."""
+
+    name = "wasmtime-serve"
+    host = "wasmtime-serve"
+
+    def __init__(self, env: dict[str, str] | None = None, dirs: list[str] | None = None,
+                 precompiled: bool = False):
+        self.port = free_port()
+        cmd = [wasmtime_bin(), "serve", "--addr", f"127.0.0.1:{self.port}", "-S", "cli=y"]
+        for d in spin_mounts() if dirs is None else dirs:
+            cmd += ["--dir", d]
+        for k, v in {**SPIN_COMPONENT["environment"], **(env or {})}.items():
+            cmd += ["--env", f"{k}={v}"]
+        component = ["--allow-precompiled", precompiled_portable()] if precompiled else ["build/pfd-edge.wasm"]
+        self.start(cmd + component, {})
+
+
+# The end-to-end suite runs once per (host, component build, engine) — parametrised, not copied:
+# - "tract":   pfd-host, the portable build (spin.toml's), tract inside the guest;
+# - "wasi-nn": pfd-host, the wasi-nn build, ONNX Runtime on the host (CPU here, CUDA on GPU nodes);
+# - "wasmtime-serve": `wasmtime serve`, the portable build, spin.toml's mounts and environment.
 FLAVOURS = {
     "tract": (["--component", "build/pfd-edge.wasm"], "tract/wasm"),
     "wasi-nn": (["--component", "build/pfd-edge-nn.wasm", "--device", "cpu"], "wasi-nn/onnx/cpu"),
 }
+SERVERS = [*FLAVOURS, "wasmtime-serve"]
 
 
-def flavour_server(flavour: str) -> Server:
-    """A pfd-host serving one of FLAVOURS; `.flavour` and `.device` say which."""
+def flavour_server(flavour: str) -> Process:
+    """A server for one of SERVERS; `.host`, `.flavour` and `.device` say which."""
+    if flavour == "wasmtime-serve":
+        s = WasmtimeServe()
+        s.flavour, s.device = "tract", "tract/wasm"
+        return s
     args, device = FLAVOURS[flavour]
     s = Server({}, args=args)
     s.flavour, s.device = flavour, device
     return s
 
 
-@pytest.fixture(scope="session", params=list(FLAVOURS))
+_started: dict[str, Process] = {}
+
+
+def shared_server(name: str) -> Process:
+    """The session's one server of kind `name` (started on first use, stopped at the end), so
+    the per-server suite and the cross-host comparison share processes."""
+    if name not in _started or not _started[name].alive():
+        _started[name] = flavour_server(name)
+    return _started[name]
+
+
+def pytest_sessionfinish(session, exitstatus):
+    for s in _started.values():
+        s.stop()
+    _precompiled.cleanup()
+
+
+def pfd_host_only(server: Process, feature: str):
+    """Skips on hosts other than pfd-host, for the features the README's host table lists as
+    pfd-host's own (the host's limits, metrics, rate limits, API key check before the body)."""
+    if server.host != "pfd-host":
+        pytest.skip(f"{feature}: a pfd-host feature, not part of the component (README, host table)")
+
+
+@pytest.fixture(scope="session", params=SERVERS)
 def server(request):
-    s = flavour_server(request.param)
-    yield s
-    s.stop()
+    return shared_server(request.param)
 
 
 @pytest.fixture(scope="session")
@@ -166,4 +264,4 @@ def card():
     return json.loads((MODEL_DIR / "model.json").read_text())
 
 
-__all__ = ["Http", "Server", "signal_of", "SIGNAL_LENGTH", "struct"]
+__all__ = ["Http", "Server", "WasmtimeServe", "pfd_host_only", "signal_of", "SIGNAL_LENGTH", "struct"]

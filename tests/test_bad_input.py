@@ -66,8 +66,8 @@ def test_bad_input(http, case):
     assert status == 200 and ok["model_loaded"]
 
 
-def test_oversize_body_is_413_and_server_survives(server):
-    """A body over the host's limit is refused before it reaches the component."""
+def test_oversize_body_is_413_and_server_survives():
+    """A body over pfd-host's limit is refused before it reaches the component."""
     from conftest import Server
 
     small = Server({"PFD_MAX_BODY_BYTES": "100000"})

@@ -505,10 +505,28 @@ async fn probe_model(shared: &Shared, model: &str) -> bool {
         .instrument(span)
         .await;
     match outcome {
-        GuestOutcome::Response(r) if r.status() == StatusCode::OK => true,
         GuestOutcome::Response(r) => {
-            warn!(model, status = r.status().as_u16(), "model is not ready");
-            false
+            // The answer is read to its end, as a client would: dropping the body while the
+            // guest still writes it closes the stream under the guest, which then logs
+            // "Could not set ResponseOutparam: StreamError::Closed" and ends with an error.
+            let status = r.status();
+            let body = tokio::time::timeout_at(deadline.into(), r.into_body().collect()).await;
+            match body {
+                Ok(Ok(_)) if status == StatusCode::OK => true,
+                Ok(Ok(body)) => {
+                    let body = body.to_bytes();
+                    warn!(model, status = status.as_u16(), body = %String::from_utf8_lossy(&body), "model is not ready");
+                    false
+                }
+                Ok(Err(e)) => {
+                    warn!(model, error = %e, "model readiness probe: unreadable answer");
+                    false
+                }
+                Err(_) => {
+                    warn!(model, "model readiness probe timed out reading the answer");
+                    false
+                }
+            }
         }
         GuestOutcome::TimedOut => {
             warn!(model, "model readiness probe timed out");

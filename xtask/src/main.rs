@@ -12,6 +12,9 @@
 //!    what it saves);
 //! 3. wrap the core module into a component with the preview1 reactor adapter (wit-component).
 //!
+//! Steps 2–3 are skipped when their inputs are unchanged (a content hash in
+//! `build/<output>.inputs`; see [`inputs_hash`]).
+//!
 //! Outputs land in `build/` at the workspace root (stable paths that `spin.toml` and pfd-host
 //! name), whatever `CARGO_TARGET_DIR` is.
 
@@ -157,6 +160,20 @@ fn build_component(args: &[String]) -> Result<()> {
         let started = Instant::now();
         let mut core = cargo_build(&toolchain, flavour, release)?;
         let compiled = started.elapsed();
+        let out = out_dir.join(flavour.output);
+        let stamp = out.with_extension("wasm.inputs");
+        let inputs = inputs_hash(&core, host.as_deref())?;
+        if out.exists() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(&inputs) {
+            eprintln!(
+                "xtask: {} component {} is up to date (inputs unchanged; {:.1}s)",
+                flavour.name,
+                out.display(),
+                started.elapsed().as_secs_f64()
+            );
+            continue;
+        }
+        // Removed first, so an interrupted build never leaves a stamp beside an old output.
+        let _ = std::fs::remove_file(&stamp);
         if let Some(host) = &host {
             let snapshot = core.with_extension("preinit.wasm");
             run(Command::new(host)
@@ -170,8 +187,8 @@ fn build_component(args: &[String]) -> Result<()> {
         let prepared = started.elapsed();
         let wasm = std::fs::read(&core).with_context(|| format!("reading {}", core.display()))?;
         let component = componentize(&wasm)?;
-        let out = out_dir.join(flavour.output);
         std::fs::write(&out, &component)?;
+        std::fs::write(&stamp, &inputs)?;
         eprintln!(
             "xtask: {} component {} ({:.1} MB{}) — cargo {:.1}s, preinit {:.1}s, componentize {:.1}s",
             flavour.name,
@@ -186,6 +203,73 @@ fn build_component(args: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// A content hash of everything a shipped component is made from, so an unchanged build skips
+/// pre-initialisation and componentisation (~20 s per flavour) — what makes a second
+/// `scripts/serve.sh` start in seconds. The inputs: the core module cargo built; with
+/// pre-initialisation, the pfd-host binary that runs it (its code decides what the snapshot
+/// holds), `spin.toml` (mounts and environment it runs under) and every file under `models/`
+/// (what it reads; `models/scripts/` excluded, it is never mounted); and this xtask binary (the
+/// componentiser and the preview1 adapter are compiled into it). Hashed with length framing, so
+/// no two different input sets can produce the same byte stream.
+fn inputs_hash(core: &Path, host: Option<&Path>) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    let mut add = |label: &str, bytes: &[u8]| {
+        for part in [label.as_bytes(), bytes] {
+            hasher.update((part.len() as u64).to_le_bytes());
+            hasher.update(part);
+        }
+    };
+    let read =
+        |path: &Path| std::fs::read(path).with_context(|| format!("reading {}", path.display()));
+    add("core module", &read(core)?);
+    add("xtask", &read(&std::env::current_exe()?)?);
+    if let Some(host) = host {
+        let root = workspace_root();
+        add("pfd-host", &read(host)?);
+        add("spin.toml", &read(&root.join("spin.toml"))?);
+        let models = root.join("models");
+        for file in files_under(&models, &models.join("scripts"))? {
+            let name = file
+                .strip_prefix(&models)
+                .unwrap_or(&file)
+                .to_string_lossy()
+                .into_owned();
+            add(&name, &read(&file)?);
+        }
+    } else {
+        add("not pre-initialised", b"");
+    }
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}
+
+/// Every file below `dir` except those below `skip`, in a stable (sorted) order.
+fn files_under(dir: &Path, skip: &Path) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in
+            std::fs::read_dir(&dir).with_context(|| format!("listing {}", dir.display()))?
+        {
+            let path = entry?.path();
+            if path.starts_with(skip) {
+                continue;
+            }
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
 fn run(cmd: &mut Command) -> Result<()> {
     eprintln!("xtask: {cmd:?}");
     let status = cmd.status().with_context(|| format!("running {cmd:?}"))?;
@@ -195,8 +279,8 @@ fn run(cmd: &mut Command) -> Result<()> {
     Ok(())
 }
 
-/// pfd-host (release): it hosts the wizer step, so the build needs no second wasmtime.
-/// Builds pfd-host (release) for `preinit`.
+/// Builds pfd-host (release): it hosts the wizer step (`preinit`), so the build needs no second
+/// wasmtime.
 ///
 /// It builds the whole native workspace (`--workspace --exclude pfd-edge`), not just `-p pfd-host`,
 /// because that is the package selection `scripts/test.sh` tests: cargo unifies dependency

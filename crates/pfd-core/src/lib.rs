@@ -3,8 +3,8 @@
 //! Everything that defines *what the service answers* lives here, once, as plain Rust that
 //! compiles natively and to `wasm32-wasip1`: the LSTM_PFD request/response schemas and their
 //! validation ([`predict`]), the Open Inference Protocol v2 ([`oip`]), FastAPI-compatible
-//! error bodies ([`errors`]), the route table
-//! ([`router`]), softmax/top-k ([`postprocess`]), model cards ([`card`]), settings ([`config`])
+//! error bodies ([`errors`]), the route table ([`router`]), softmax/top-k ([`postprocess`]),
+//! model cards ([`card`]), settings ([`config`]), which WASI preopen holds a path ([`mounts`])
 //! and the [`engine::InferenceEngine`] trait that backends implement.
 //!
 //! The crate does no I/O. The Spin component (`src/`) and the native host (`host/`) are thin
@@ -19,6 +19,7 @@ pub mod engine;
 pub mod errors;
 pub mod floats;
 pub mod http;
+pub mod mounts;
 pub mod oip;
 pub mod postprocess;
 pub mod predict;
