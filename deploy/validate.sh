@@ -235,6 +235,8 @@ check "helm rejects an unknown value" rejects 'additional properties|additionalP
 check "helm rejects a root security context" rejects 'runAsNonRoot' --set securityContext.runAsNonRoot=false
 check "helm rejects minReplicas > maxReplicas" rejects 'minReplicas must not exceed' \
   --set autoscaling.minReplicas=5 --set autoscaling.maxReplicas=3
+check "helm rejects a termination grace shorter than drain + shutdown grace" \
+  rejects 'terminationGracePeriodSeconds must exceed' --set terminationGracePeriodSeconds=20
 check "helm rejects resources without limits" rejects 'limits' --set resources.limits=null
 check "helm rejects a rate limit that is not a number" rejects 'rateLimit/rate' --set config.rateLimit.rate=fast
 check "helm rejects an unknown rate-limit key" rejects 'rateLimit/by|must be one of|value must be' --set config.rateLimit.by=user

@@ -82,7 +82,9 @@ class Process:
 
     def start(self, cmd: list[str], env: dict[str, str]):
         self.log = tempfile.NamedTemporaryFile(prefix=f"{self.name}-", suffix=".log", delete=False)
-        full_env = {**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "info"), **env}
+        # No drain delay at shutdown unless a test sets one: every server is stopped, 5 s each
+        # would add up (the drain itself is tested in host/tests/serve.rs).
+        full_env = {**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "info"), "PFD_DRAIN_DELAY_MS": "0", **env}
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=full_env, cwd=ROOT)
         self.http = Http(f"http://127.0.0.1:{self.port}")
         self.wait_live()

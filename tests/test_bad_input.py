@@ -46,8 +46,11 @@ CASES = [
     ("batch-mixed-lengths", "POST", "/predict/batch", body({"signals": [GOOD, [0.0] * 10, GOOD]}), 422,
      lambda b: b["detail"][0]["loc"] == ["body", "signals", 1] and "Got 10 samples" in b["detail"][0]["msg"]),
     ("batch-not-list-of-lists", "POST", "/predict/batch", body({"signals": [GOOD, "x"]}), 422, lambda b: b["detail"][0]["loc"] == ["body", "signals", 1]),
-    ("batch-over-128", "POST", "/predict/batch", body({"signals": [[0.0]] * 129}), 400,
-     lambda b: b["error"] == "Batch size exceeds maximum (128)" and b["detail"] == "400: Batch size exceeds maximum (128)"),
+    # LSTM_PFD's schema says max_items=128: pydantic answers 422 too_long before the handler's
+    # 400 (which only a lower PFD_MAX_BATCH_SIZE reaches: test_auth_matrix).
+    ("batch-over-128", "POST", "/predict/batch", body({"signals": [[0.0]] * 129}), 422,
+     lambda b: b["detail"][0]["type"] == "too_long" and b["detail"][0]["loc"] == ["body", "signals"]
+     and b["detail"][0]["msg"] == "List should have at most 128 items after validation, not 129"),
     ("wrong-method-predict", "GET", "/predict", None, 405, lambda b: b == {"detail": "Method Not Allowed"}),
     ("wrong-method-health", "POST", "/health", b"{}", 405, lambda b: b == {"detail": "Method Not Allowed"}),
     ("unknown-route", "GET", "/nope", None, 404, lambda b: b == {"detail": "Not Found"}),

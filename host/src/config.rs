@@ -140,6 +140,20 @@ pub struct ServeArgs {
     #[arg(long, env = "PFD_MAX_BODY_BYTES", default_value = "256MiB", value_parser = parse_size)]
     pub max_body_bytes: u64,
 
+    /// Longest time a client may take to send its body, from arrival (within the request
+    /// deadline); then 408. Why 20 s: the API's largest request, a 136 MB batch, needs ~11 s at
+    /// 100 Mbit/s, and the remaining 10 s of the 30 s deadline serve it. Bodies are received by
+    /// the host before an instance is taken, so a slow client holds no instance meanwhile.
+    #[arg(long, env = "PFD_BODY_TIMEOUT_MS", default_value_t = 20_000, value_parser = parse_nonzero_ms)]
+    pub body_timeout_ms: u64,
+
+    /// Most request body bytes held at once, over all requests received or waiting for an
+    /// instance (counted as they arrive, not as announced); a body that cannot get room before
+    /// its timeout gets 503. Why 1 GiB: four of the largest bodies at once, well below a node's
+    /// memory; at least `--max-body-bytes`.
+    #[arg(long, env = "PFD_MAX_INFLIGHT_BODY_BYTES", default_value = "1GiB", value_parser = parse_size)]
+    pub max_inflight_body_bytes: u64,
+
     /// Deadline for one request, from arrival to the guest's response (queueing included).
     /// Enforced inside the guest by epoch interruption, so a runaway computation is stopped too;
     /// answered with 504.
@@ -189,9 +203,16 @@ pub struct ServeArgs {
     #[arg(long, env = "PFD_PAGEMAP_SCAN", value_enum, default_value_t = Tristate::Auto)]
     pub pagemap_scan: Tristate,
 
-    /// On SIGTERM/SIGINT: stop accepting, then give in-flight requests this long to finish.
-    /// Why 25 s: below Kubernetes' default 30 s termination grace, so pods exit cleanly.
-    #[arg(long, env = "PFD_SHUTDOWN_GRACE_MS", default_value_t = 25_000)]
+    /// On SIGTERM/SIGINT: keep serving this long (readiness 503, `Connection: close` on every
+    /// answer) before accepting stops. Why 5 s: Kubernetes takes a terminating pod out of its
+    /// endpoints asynchronously, and kube-proxy/ingress updates land within a few seconds.
+    #[arg(long, env = "PFD_DRAIN_DELAY_MS", default_value_t = 5_000)]
+    pub drain_delay_ms: u64,
+
+    /// After the drain delay: stop accepting, then give in-flight requests this long to finish.
+    /// Why 20 s: drain 5 s + 20 s stays below Kubernetes' default 30 s termination grace, so
+    /// pods exit cleanly before SIGKILL.
+    #[arg(long, env = "PFD_SHUTDOWN_GRACE_MS", default_value_t = 20_000)]
     pub shutdown_grace_ms: u64,
 
     /// Directory for compiled components (`<sha256>.cwasm`). Default:
@@ -404,6 +425,16 @@ impl ServeArgs {
     pub fn queue_timeout(&self) -> Duration {
         Duration::from_millis(self.queue_timeout_ms)
     }
+    /// The body-receive timeout.
+    pub fn body_timeout(&self) -> Duration {
+        Duration::from_millis(self.body_timeout_ms)
+    }
+
+    /// How long the server keeps serving after a shutdown request.
+    pub fn drain_delay(&self) -> Duration {
+        Duration::from_millis(self.drain_delay_ms)
+    }
+
     /// The graceful-shutdown grace period.
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_millis(self.shutdown_grace_ms)

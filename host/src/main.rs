@@ -8,6 +8,7 @@
 //! `runtime` (wasmtime) and `server` (hyper) for the design of each part.
 
 mod bench;
+mod body;
 mod config;
 mod effective;
 mod healthcheck;
@@ -318,6 +319,9 @@ async fn serve(args: ServeArgs) -> Result<()> {
         request_timeout: args.request_timeout(),
         queue_timeout: args.queue_timeout(),
         max_concurrency: args.max_concurrency,
+        body_timeout: args.body_timeout(),
+        max_inflight_body_bytes: args.max_inflight_body_bytes,
+        drain_delay: args.drain_delay(),
         shutdown_grace: args.shutdown_grace(),
         api_keys: guest_config.api_keys.clone(),
         rate_limiter: args
@@ -328,6 +332,13 @@ async fn serve(args: ServeArgs) -> Result<()> {
         serve_metrics: args.metrics == config::Switch::On,
         models: model_names,
     };
+    if cfg.max_inflight_body_bytes < cfg.max_body_bytes {
+        anyhow::bail!(
+            "--max-inflight-body-bytes ({}) must be at least --max-body-bytes ({}): the largest body could never be received",
+            cfg.max_inflight_body_bytes,
+            cfg.max_body_bytes
+        );
+    }
     if let Some(limiter) = &cfg.rate_limiter {
         let c = limiter.config();
         info!(rate_per_s = c.rate, burst = c.burst.get(), by = ?c.by, trust_forwarded_for = c.trust_forwarded_for, "rate limiting on");

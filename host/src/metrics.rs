@@ -6,6 +6,7 @@
 //! | `http_request_duration_seconds` | histogram | `route` | arrival → response head |
 //! | `http_requests_in_flight` | gauge | | requests being handled |
 //! | `inference_queue_depth` | gauge | | requests waiting for an instance slot |
+//! | `http_request_body_in_flight_bytes` | gauge | | body bytes received and held by requests not yet answered ([`crate::body`]) |
 //! | `inference_duration_seconds` | histogram | `model`, `backend` | the component's engine call |
 //! | `inferences_total` | counter | `model`, `class` | signals, by predicted class |
 //! | `model_loaded` | gauge | `model` | 1 when the model answers ready |
@@ -90,6 +91,7 @@ pub struct Metrics {
     request_duration: HistogramFamily<RouteLabels>,
     in_flight: Gauge,
     queue_depth: Gauge,
+    body_bytes: Gauge,
     inference_duration: HistogramFamily<EngineLabels>,
     inferences: Family<ClassLabels, Counter>,
     model_loaded: Family<ModelLabels, Gauge>,
@@ -130,6 +132,13 @@ impl Metrics {
             "Requests waiting for a free component instance slot (--max-concurrency)",
             queue_depth.clone(),
         );
+        let body_bytes = Gauge::default();
+        registry.register_with_unit(
+            "http_request_body_in_flight",
+            "Request body bytes received and held by requests not yet answered (--max-inflight-body-bytes)",
+            Unit::Bytes,
+            body_bytes.clone(),
+        );
         let inference_duration: HistogramFamily<EngineLabels> =
             Family::new_with_constructor(latency_histogram);
         registry.register_with_unit(
@@ -156,6 +165,7 @@ impl Metrics {
             request_duration,
             in_flight,
             queue_depth,
+            body_bytes,
             inference_duration,
             inferences,
             model_loaded,
@@ -175,6 +185,11 @@ impl Metrics {
     /// Marks a request in flight until the guard drops.
     pub fn in_flight(&self) -> GaugeGuard {
         GaugeGuard::new(&self.in_flight)
+    }
+
+    /// The gauge of in-flight request body bytes (kept by [`crate::body::BodyBudget`]).
+    pub fn body_bytes(&self) -> Gauge {
+        self.body_bytes.clone()
     }
 
     /// Marks a request as queued for an instance slot until the guard drops.

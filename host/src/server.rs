@@ -13,9 +13,10 @@
 //!    component makes again inside);
 //! 5. **rate limit** — the client's token bucket ([`crate::ratelimit`]), off by default; an empty
 //!    bucket is 429 with `Retry-After`;
-//! 6. **body size** — a `Content-Length` over the limit is 413 before anything is read or
-//!    instantiated; a streamed (chunked) body is counted as the guest reads it and cut at the
-//!    limit, which also ends in 413;
+//! 6. **body** — a `Content-Length` over the limit is 413 before anything is read; otherwise the
+//!    host receives the whole body before any instance is taken ([`crate::body`]): over the limit
+//!    413, broken framing 400, not complete within `--body-timeout-ms` 408, in-flight body budget
+//!    exhausted 503;
 //! 7. **admission** — a semaphore with one permit per instance slot (= `--max-concurrency`); a
 //!    request waits for a permit at most `--queue-timeout-ms`, then gets 503 with `Retry-After`;
 //! 8. **the guest** — a fresh instance in a fresh store, run on its own task, raced against the
@@ -31,13 +32,17 @@
 //! Every response is counted in the metrics by route template and status, and the component's
 //! inference record ([`pfd_core::telemetry`]) is taken off the response and recorded.
 //!
-//! **Shutdown** (SIGTERM/SIGINT): stop accepting; ask every connection to finish its current
-//! request and close (no new keep-alive requests); wait up to the grace period for connections and
-//! for every guest task (by reacquiring all instance permits); then return so `main` exits 0.
+//! **Shutdown** (SIGTERM/SIGINT), so that no request is lost on a rolling update: first the
+//! drain delay ([`ServerConfig::drain_delay`]) — readiness routes answer 503 at once, everything
+//! else is still served, each answer with `Connection: close`; then stop accepting, ask every
+//! connection to finish its current request and close (no new keep-alive requests); wait up to
+//! the grace period for connections and for every guest task (by reacquiring all instance
+//! permits); then return so `main` exits 0.
 //!
 //! `model_loaded{model}` is kept by asking the component itself: at start and every
 //! [`MODEL_PROBE_PERIOD`], an internal `GET /v2/models/{name}/ready` per model folder.
 
+use crate::body::BodyError;
 use crate::manifest::Route;
 use crate::metrics::{self, Metrics};
 use crate::ratelimit::{Decision, RateLimiter};
@@ -46,7 +51,7 @@ use anyhow::Result;
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::combinators::UnsyncBoxBody;
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::convert::Infallible;
@@ -70,11 +75,21 @@ pub struct ServerConfig {
     pub max_body_bytes: u64,
     /// Deadline per request, from arrival.
     pub request_timeout: Duration,
+    /// Longest time to receive a body, from arrival (408 after it; see [`crate::body`]).
+    pub body_timeout: Duration,
+    /// Most body bytes held at once by requests not yet answered.
+    pub max_inflight_body_bytes: u64,
     /// Longest wait for a free instance slot.
     pub queue_timeout: Duration,
     /// Instance slots (must equal the runtime's pool size).
     pub max_concurrency: u32,
-    /// Grace period for in-flight requests at shutdown.
+    /// After SIGTERM, how long the server keeps serving (readiness 503, `Connection: close` on
+    /// every answer) before it stops accepting connections. Why: Kubernetes removes a
+    /// terminating pod from its Service endpoints asynchronously — kube-proxies and ingresses
+    /// keep sending to it for a few seconds — so a server that stops at once refuses or drops
+    /// that traffic on every rolling update.
+    pub drain_delay: Duration,
+    /// Grace period for in-flight requests at shutdown, after the drain delay.
     pub shutdown_grace: Duration,
     /// The component's API keys (its `PFD_API_KEY`), checked before bodies are read; empty: none.
     pub api_keys: Vec<String>,
@@ -96,6 +111,10 @@ pub const MODEL_PROBE_PERIOD: Duration = Duration::from_secs(60);
 /// Why 30 s: a client must send its request head within this time (slow-loris protection); idle
 /// keep-alive connections are closed after it too, which clients handle by reconnecting.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why 1 s: a client that has just connected sends its request head within a round trip or
+/// two; a connection silent for a second after the drain is an idle keep-alive, safe to close.
+const CONNECTION_SETTLE: Duration = Duration::from_secs(1);
 
 /// Why 1 024: the kernel's accept queue only needs to absorb bursts between two `accept` calls;
 /// admission control happens per request, after accept.
@@ -124,6 +143,9 @@ struct Shared {
     ids: RequestIds,
     local_addr: SocketAddr,
     metrics: Arc<Metrics>,
+    /// Set when shutdown was requested (see [`ServerConfig::drain_delay`]).
+    draining: AtomicBool,
+    body_budget: crate::body::BodyBudget,
 }
 
 /// Serves until `shutdown` resolves, then drains (see the module docs).
@@ -139,6 +161,7 @@ pub async fn serve(
     if let Some(limiter) = &cfg.rate_limiter {
         limiter.spawn_janitor();
     }
+    let cfg_budget = cfg.max_inflight_body_bytes;
     let shared = Arc::new(Shared {
         runtime,
         route,
@@ -146,19 +169,46 @@ pub async fn serve(
         cfg,
         ids: RequestIds::new(),
         local_addr,
+        body_budget: crate::body::BodyBudget::new(cfg_budget, metrics.body_bytes()),
         metrics,
+        draining: AtomicBool::new(false),
     });
     let prober = tokio::spawn(probe_models_periodically(Arc::downgrade(&shared)));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
-        .keep_alive(true);
+        .keep_alive(true)
+        // Why: a client that sends its whole request and then shuts down its write side
+        // (HTTP/1.0 tools, `nc -N`, some embedded clients) still waits for the answer; by
+        // default hyper takes the EOF as the end of the connection and never answers.
+        .half_close(true);
 
     tokio::pin!(shutdown);
+    // Armed by the shutdown request: the end of the drain delay, when accepting stops.
+    let drain_end = tokio::time::sleep(Duration::MAX);
+    tokio::pin!(drain_end);
+    // After the drain delay, the connections already in the kernel's accept queue are still
+    // taken (up to one backlog's worth): closing the listener would reset them, and their
+    // clients may have sent a request already.
+    let mut last_sweep: Option<u32> = None;
     loop {
         let (stream, client) = tokio::select! {
-            _ = &mut shutdown => break,
+            biased;
+            _ = &mut shutdown, if !shared.draining.load(Ordering::Relaxed) => {
+                shared.draining.store(true, Ordering::Relaxed);
+                info!(
+                    drain_ms = shared.cfg.drain_delay.as_millis() as u64,
+                    "shutdown requested: readiness answers 503; still serving for the drain delay"
+                );
+                drain_end.as_mut().reset((Instant::now() + shared.cfg.drain_delay).into());
+                continue;
+            }
+            _ = &mut drain_end, if last_sweep.is_none() => {
+                last_sweep = Some(LISTEN_BACKLOG);
+                continue;
+            }
+            _ = std::future::ready(()), if last_sweep == Some(0) => break,
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(e) => {
@@ -168,7 +218,12 @@ pub async fn serve(
                     continue;
                 }
             },
+            // The sweep found the queue empty.
+            _ = std::future::ready(()), if last_sweep.is_some() => break,
         };
+        if let Some(left) = last_sweep.as_mut() {
+            *left -= 1;
+        }
         // Why: responses are written in few, small chunks; Nagle's algorithm would hold the last
         // one back for up to 40 ms waiting for an ACK.
         let _ = stream.set_nodelay(true);
@@ -189,6 +244,14 @@ pub async fn serve(
     drop(listener);
     prober.abort();
     let deadline = Instant::now() + shared.cfg.shutdown_grace;
+    // The connections accepted last may not have delivered their request head yet, and hyper's
+    // graceful shutdown takes such a connection as idle and closes it unanswered. While draining
+    // every answer closes its connection, so these end on their own once served: give them
+    // CONNECTION_SETTLE before the connections still open (idle keep-alives) are asked to close.
+    let settle = (Instant::now() + CONNECTION_SETTLE).min(deadline);
+    while graceful.count() > 0 && Instant::now() < settle {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     info!(
         grace_ms = shared.cfg.shutdown_grace.as_millis() as u64,
         "shutting down: no new connections; finishing in-flight requests"
@@ -223,6 +286,13 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>, client: SocketAddr)
         .await;
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert("x-request-id", v);
+    }
+    if shared.draining.load(Ordering::Relaxed) {
+        // While draining every answer ends its connection, so keep-alive clients reconnect (to
+        // another pod, once endpoints are updated) instead of being cut off when this one stops.
+        response
+            .headers_mut()
+            .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
     }
     let status = response.status().as_u16();
     shared
@@ -261,6 +331,10 @@ async fn dispatch(
     let Some(path_info) = shared.route.path_info(&path).map(str::to_string) else {
         return core_response(pfd_core::errors::not_found());
     };
+    if shared.draining.load(Ordering::Relaxed) && pfd_core::router::is_readiness(&path_info) {
+        let message = "Shutting down: not accepting new traffic";
+        return core_response(pfd_core::router::error_for(&path_info, 503, message));
+    }
 
     // The API key, before any byte of the body is read.
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
@@ -345,7 +419,7 @@ fn serve_metrics(metrics: &Metrics, method: &http::Method) -> Response<Body> {
 /// Body size, admission, the guest.
 async fn forward(
     shared: &Shared,
-    mut req: Request<Incoming>,
+    req: Request<Incoming>,
     client: SocketAddr,
     path_info: &str,
     request_id: &str,
@@ -367,6 +441,47 @@ async fn forward(
             return error(413, &too_large(limit));
         }
     }
+
+    // The whole body first, then an instance (see [`crate::body`]).
+    let (parts, incoming) = req.into_parts();
+    let body_deadline = deadline.min(started + shared.cfg.body_timeout);
+    let body = match crate::body::receive(incoming, limit, &shared.body_budget, body_deadline).await
+    {
+        Ok(body) => body,
+        Err(BodyError::TooLarge(rest)) => {
+            drain_in_background(rest, limit.saturating_mul(4), shared.cfg.request_timeout);
+            return error(413, &too_large(limit));
+        }
+        Err(BodyError::Malformed(why)) => {
+            tracing::debug!(error = %why, "malformed request body");
+            return error(
+                400,
+                "Malformed request body: invalid chunked encoding or a body shorter than its Content-Length",
+            );
+        }
+        Err(BodyError::TimedOut) => {
+            let mut r = error(
+                408,
+                &format!(
+                    "Request body not received within {} ms",
+                    body_deadline.saturating_duration_since(started).as_millis()
+                ),
+            );
+            r.headers_mut()
+                .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+            return r;
+        }
+        Err(BodyError::NoBudget) => {
+            let mut r = error(
+                503,
+                "Server busy: too many request bodies in flight, retry later",
+            );
+            r.headers_mut()
+                .insert("retry-after", HeaderValue::from_static("1"));
+            return r;
+        }
+    };
+    let mut req = Request::from_parts(parts, body);
 
     let queued = shared.metrics.queued();
     let permit = match tokio::time::timeout(
@@ -403,28 +518,7 @@ async fn forward(
         HeaderValue::from_static("1"),
     );
 
-    let over_limit = Arc::new(AtomicBool::new(false));
-    let flag = over_limit.clone();
-    let req = req.map(move |body| {
-        Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX)).map_err(move |e| {
-            if e.is::<LengthLimitError>() {
-                flag.store(true, Ordering::Relaxed);
-                wasmtime_wasi_http::Error::HttpRequestBodySize(Some(limit))
-            } else {
-                match e.downcast::<hyper::Error>() {
-                    Ok(h) => wasmtime_wasi_http::Error::Hyper(*h),
-                    Err(e) => wasmtime_wasi_http::Error::InternalError(Some(e.to_string())),
-                }
-            }
-        })
-    });
-
     let outcome = run_guest(shared, req, request_id, deadline, permit).await;
-    // A body cut at the limit makes the guest fail or answer with its own error: either way the
-    // client's problem is the size, so say that.
-    if over_limit.load(Ordering::Relaxed) {
-        return error(413, &too_large(limit));
-    }
     match outcome {
         GuestOutcome::Response(mut r) => {
             take_inference_record(&shared.metrics, &mut r);

@@ -49,9 +49,14 @@ impl Server {
         request(self.addr, method, path, headers, body)
     }
 
-    fn terminate(mut self) -> std::process::ExitStatus {
+    fn terminate(self) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
         Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        self.wait_exit()
+    }
+
+    /// Waits (up to 30 s) for the process to exit on its own.
+    fn wait_exit(mut self) -> std::process::ExitStatus {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -171,6 +176,21 @@ fn predict_body() -> Vec<u8> {
     format!("{{\"signal\":[{}]}}", signal.join(",")).into_bytes()
 }
 
+/// A `/predict/batch` body of `n` copies of [`predict_body`]'s record.
+fn batch_body(n: usize) -> Vec<u8> {
+    let record = predict_body();
+    let signal = &record[b"{\"signal\":".len()..record.len() - 1];
+    let mut batch = b"{\"signals\":[".to_vec();
+    for i in 0..n {
+        if i > 0 {
+            batch.push(b',');
+        }
+        batch.extend_from_slice(signal);
+    }
+    batch.extend_from_slice(b"]}");
+    batch
+}
+
 fn assert_host_error(r: &Reply, status: u16) {
     assert_eq!(r.status, status, "{}", String::from_utf8_lossy(&r.body));
     let v = r.json();
@@ -249,12 +269,14 @@ fn oversize_bodies_get_413_and_the_server_keeps_serving() {
 #[test]
 fn deadline_gives_504_and_the_server_keeps_serving() {
     let Some(component) = component() else { return };
-    let server = Server::start(&component, &["--request-timeout-ms", "1"]);
+    // 200 ms: enough to receive a 32-record batch (bodies are received first, and a body that
+    // misses the deadline is the client's 408), far too little to classify it.
+    let server = Server::start(&component, &["--request-timeout-ms", "200"]);
     let r = server.request(
         "POST",
-        "/predict",
+        "/predict/batch",
         &[("Content-Type", "application/json")],
-        &predict_body(),
+        &batch_body(32),
     );
     assert_host_error(&r, 504);
     assert_eq!(r.json()["error"], "Request timed out");
@@ -276,30 +298,41 @@ fn admission_control_answers_503_when_all_slots_are_busy() {
     let Some(component) = component() else { return };
     let server = Server::start(
         &component,
-        &["--max-concurrency", "1", "--queue-timeout-ms", "200"],
+        &["--max-concurrency", "1", "--queue-timeout-ms", "50"],
     );
-    // Hold the only slot: a request whose body never finishes arriving.
-    let mut hog = TcpStream::connect(server.addr).unwrap();
-    write!(
-        hog,
-        "POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{\"signal\":["
-    )
-    .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
-    let r = server.request("GET", "/health", &[], b"");
+    // Hold the only slot with real work: a 32-record batch (a stalled body no longer can —
+    // bodies are received before a slot is taken, see slow_bodies_hold_no_instance…).
+    let batch = batch_body(32);
+    let addr = server.addr;
+    let hog = std::thread::spawn(move || {
+        request(
+            addr,
+            "POST",
+            "/predict/batch",
+            &[("Content-Type", "application/json")],
+            &batch,
+        )
+    });
+    // While it runs, a request finds no slot within the queue timeout: 503 + Retry-After.
+    let mut refused = None;
+    while !hog.is_finished() && refused.is_none() {
+        let r = server.request("GET", "/health", &[], b"");
+        if r.status == 503 {
+            refused = Some(r);
+        }
+    }
+    let r = refused.expect("no 503 while the only slot was busy");
     assert_host_error(&r, 503);
     assert_eq!(r.header("retry-after"), Some("1"));
-    drop(hog);
-    // The slot comes back once the hog's connection is gone.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let r = server.request("GET", "/health", &[], b"");
-        if r.status == 200 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "slot never released");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let batch = hog.join().unwrap();
+    assert_eq!(
+        batch.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&batch.body)
+    );
+    // The slot comes back.
+    assert_eq!(server.request("GET", "/health", &[], b"").status, 200);
 }
 
 #[test]
@@ -344,4 +377,286 @@ fn a_component_that_cannot_fit_the_limits_fails_at_start_naming_the_setting() {
     assert!(!status.success());
     let stderr = lines.join("\n");
     assert!(stderr.contains("max-instance-memory-bytes"), "{stderr}");
+}
+
+/// What one keep-alive client saw across a shutdown.
+#[derive(Default, Debug)]
+struct Tally {
+    /// Requests written completely to an open connection.
+    sent: usize,
+    /// Of those, answered with 200.
+    ok: usize,
+    /// Of those, answered otherwise (status).
+    other: Vec<u16>,
+    /// Of those, never answered: the connection ended first. Must stay 0.
+    lost: usize,
+    /// Answers that said `Connection: close`.
+    closing: usize,
+    /// 200s that arrived after the shutdown request.
+    ok_after_sigterm: usize,
+}
+
+/// Reads one HTTP/1.1 response (Content-Length or chunked body) from a kept-alive connection;
+/// `None` when the connection ends before a complete head.
+fn read_response(s: &mut TcpStream) -> Option<Reply> {
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 65536];
+    loop {
+        if let Some(split) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok());
+            let complete = match length {
+                Some(n) => raw.len() >= split + 4 + n,
+                None => raw.ends_with(b"0\r\n\r\n"),
+            };
+            if complete {
+                return Some(parse_reply(&raw));
+            }
+        }
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => raw.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+#[test]
+fn sigterm_under_load_loses_no_request_and_readiness_turns_503_during_the_drain() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let Some(component) = component() else { return };
+    let server = Server::start(&component, &["--drain-delay-ms", "1500"]);
+    let addr = server.addr;
+    let body = Arc::new(predict_body());
+    let sigterm_sent = Arc::new(AtomicBool::new(false));
+
+    // Keep-alive clients posting /predict until the server refuses connections.
+    let clients: Vec<_> = (0..8)
+        .map(|_| {
+            let body = body.clone();
+            let sigterm_sent = sigterm_sent.clone();
+            std::thread::spawn(move || {
+                let mut t = Tally::default();
+                let started = Instant::now();
+                let mut conn: Option<TcpStream> = None;
+                while started.elapsed() < Duration::from_secs(60) {
+                    let s = match conn.take() {
+                        Some(s) => s,
+                        None => match TcpStream::connect(addr) {
+                            Ok(s) => s,
+                            Err(_) => break, // refused: the server stopped accepting
+                        },
+                    };
+                    let mut s = s;
+                    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+                    let head = format!(
+                        "POST /predict HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                        body.len()
+                    );
+                    if s.write_all(head.as_bytes()).and_then(|_| s.write_all(&body)).is_err() {
+                        // Not sent: the server had closed this connection (after an answer
+                        // that said so, or idle). Reconnect.
+                        continue;
+                    }
+                    t.sent += 1;
+                    let after = sigterm_sent.load(Ordering::SeqCst);
+                    match read_response(&mut s) {
+                        None => t.lost += 1,
+                        Some(r) => {
+                            if r.status == 200 {
+                                t.ok += 1;
+                                t.ok_after_sigterm += usize::from(after);
+                            } else {
+                                t.other.push(r.status);
+                            }
+                            if r.header("connection").is_some_and(|v| v.eq_ignore_ascii_case("close")) {
+                                t.closing += 1;
+                            } else {
+                                conn = Some(s);
+                            }
+                        }
+                    }
+                }
+                t
+            })
+        })
+        .collect();
+
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(server.request("GET", "/health/ready", &[], b"").status, 200);
+    let pid = server.child.id().to_string();
+    let signalled = Instant::now();
+    sigterm_sent.store(true, Ordering::SeqCst);
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    // Readiness says "no more traffic" at once, while requests are still served.
+    let mut ready_503_after = None;
+    while signalled.elapsed() < Duration::from_millis(1000) {
+        if let Ok(mut s) = TcpStream::connect(addr) {
+            let _ =
+                s.write_all(b"GET /health/ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+            let mut raw = Vec::new();
+            let _ = s.read_to_end(&mut raw);
+            if raw.starts_with(b"HTTP/1.1 503") {
+                ready_503_after = Some(signalled.elapsed());
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let tallies: Vec<Tally> = clients.into_iter().map(|c| c.join().unwrap()).collect();
+    let status = server.wait_exit();
+
+    let sum = |f: fn(&Tally) -> usize| tallies.iter().map(f).sum::<usize>();
+    assert!(
+        ready_503_after.is_some(),
+        "readiness never answered 503 during the drain"
+    );
+    assert_eq!(
+        sum(|t| t.lost),
+        0,
+        "requests sent and never answered: {tallies:#?}"
+    );
+    assert!(tallies.iter().all(|t| t.other.is_empty()), "{tallies:#?}");
+    assert_eq!(sum(|t| t.sent), sum(|t| t.ok), "{tallies:#?}");
+    assert!(
+        sum(|t| t.ok_after_sigterm) >= 8,
+        "little served during the drain: {tallies:#?}"
+    );
+    assert!(
+        sum(|t| t.closing) >= 8,
+        "no Connection: close while draining: {tallies:#?}"
+    );
+    assert!(status.success(), "exit status {status:?}");
+    eprintln!(
+        "across SIGTERM: {} sent, {} answered 200 ({} after the signal), 0 lost; readiness 503 after {:?}",
+        sum(|t| t.sent),
+        sum(|t| t.ok),
+        sum(|t| t.ok_after_sigterm),
+        ready_503_after.unwrap()
+    );
+}
+
+#[test]
+fn a_client_that_half_closes_after_its_request_still_gets_the_answer() {
+    let Some(component) = component() else { return };
+    let server = Server::start(&component, &[]);
+    let mut s = TcpStream::connect(server.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    let r = read_response(&mut s).expect("an answer, not a closed connection");
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["status"], "healthy");
+}
+
+#[test]
+fn a_malformed_chunked_body_is_a_400_and_the_server_keeps_serving() {
+    let Some(component) = component() else { return };
+    let server = Server::start(&component, &[]);
+    for body in [
+        &b"zz\r\n{}\r\n0\r\n\r\n"[..],
+        b"5\r\n{\"a\":1}\r\n0\r\n\r\n",
+    ] {
+        let mut s = TcpStream::connect(server.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        s.write_all(
+            b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n",
+        )
+        .unwrap();
+        s.write_all(body).unwrap();
+        let r = read_response(&mut s).expect("an answer");
+        assert_host_error(&r, 400);
+        assert!(r.json()["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("Malformed request body"));
+    }
+    let r = server.request("GET", "/health", &[], b"");
+    assert_eq!(r.status, 200);
+}
+
+/// Opens a connection that announces a `announced`-byte `/predict` body and sends `sent` bytes
+/// of it, then stalls.
+fn stalled_body(addr: SocketAddr, announced: usize, sent: usize) -> TcpStream {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let head = format!(
+        "POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {announced}\r\n\r\n"
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(&vec![b' '; sent]).unwrap();
+    s
+}
+
+#[test]
+fn slow_bodies_hold_no_instance_and_end_in_408() {
+    let Some(component) = component() else { return };
+    let server = Server::start(
+        &component,
+        &[
+            "--max-concurrency",
+            "2",
+            "--body-timeout-ms",
+            "2000",
+            "--queue-timeout-ms",
+            "500",
+        ],
+    );
+    // More stalled bodies than instance slots…
+    let started = Instant::now();
+    let mut slow: Vec<TcpStream> = (0..6)
+        .map(|_| stalled_body(server.addr, 1 << 20, 1000))
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    // …and complete requests are still served at once (before, the stalled bodies held both
+    // slots and these waited out the queue timeout: 503).
+    let body = predict_body();
+    for _ in 0..3 {
+        let r = server.request(
+            "POST",
+            "/predict",
+            &[("Content-Type", "application/json")],
+            &body,
+        );
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    }
+    assert!(
+        started.elapsed() < Duration::from_millis(2000),
+        "served only after the slow bodies timed out"
+    );
+    let metrics = server.request("GET", "/metrics", &[], b"");
+    let text = String::from_utf8_lossy(&metrics.body);
+    let held: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("http_request_body_in_flight_bytes "))
+        .expect("the in-flight body gauge")
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        held >= 6000.0,
+        "{held} bytes held; the stalled bodies sent 6000:\n{text}"
+    );
+    // Each stalled body ends in 408, with the route's error shape, when its time is up.
+    for s in &mut slow {
+        let r = read_response(s).expect("an answer to the stalled body");
+        assert_host_error(&r, 408);
+    }
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(1900),
+        "408 after {waited:?}"
+    );
+    // The budget comes back.
+    std::thread::sleep(Duration::from_millis(100));
+    let metrics = server.request("GET", "/metrics", &[], b"");
+    assert!(
+        String::from_utf8_lossy(&metrics.body).contains("http_request_body_in_flight_bytes 0"),
+        "{}",
+        String::from_utf8_lossy(&metrics.body)
+    );
 }

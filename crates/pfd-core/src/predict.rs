@@ -106,6 +106,11 @@ pub fn parse_predict(body: &[u8], limits: &Limits) -> Result<PredictRequest, Rej
     })
 }
 
+/// `max_items` of LSTM_PFD's batch schema (`signals: List[List[float]]`, 1..=128). It is part of
+/// the pydantic model, so more signals are a 422 `too_long` whatever `MAX_BATCH_SIZE` says; the
+/// handler's 400 "Batch size exceeds maximum (N)" only fires when the limit is set lower.
+pub const SCHEMA_MAX_BATCH: usize = 128;
+
 pub fn parse_batch(body: &[u8], limits: &Limits) -> Result<BatchRequest, Rejection> {
     let wire: BatchWire = match fast_batch(body, limits) {
         Some(wire) => wire,
@@ -121,7 +126,22 @@ pub fn parse_batch(body: &[u8], limits: &Limits) -> Result<BatchRequest, Rejecti
         .with_ctx(json!({"field_type": "List", "min_length": 1, "actual_length": 0}))
         .into());
     }
-    if wire.signals.len() > limits.max_batch_size {
+    let count = wire.signals.len();
+    if count > SCHEMA_MAX_BATCH {
+        return Err(ValidationError::new(
+            "too_long",
+            vec![Loc::Field("body"), Loc::Field("signals")],
+            format!(
+                "List should have at most {SCHEMA_MAX_BATCH} items after validation, not {count}"
+            ),
+            json!(format!("<list of {count} items elided>")),
+        )
+        .with_ctx(
+            json!({"field_type": "List", "max_length": SCHEMA_MAX_BATCH, "actual_length": count}),
+        )
+        .into());
+    }
+    if count > limits.max_batch_size {
         return Err(Rejection::Http(
             400,
             format!("Batch size exceeds maximum ({})", limits.max_batch_size),
@@ -689,6 +709,38 @@ mod tests {
         );
         let e = invalid(parse_batch(br#"{"signals":[[1,2,3,4],"x"]}"#, &LIMITS));
         assert_eq!(e[0].kind, "list_type");
+    }
+
+    #[test]
+    fn more_signals_than_the_schema_allows_is_422_too_long_whatever_the_limit() {
+        let body = |n: usize| format!(r#"{{"signals":[{}]}}"#, vec!["[1,2,3,4]"; n].join(","));
+        for limit in [3, 128, 1000] {
+            let limits = Limits {
+                max_batch_size: limit,
+                ..LIMITS
+            };
+            let e = invalid(parse_batch(body(129).as_bytes(), &limits));
+            assert_eq!(e.len(), 1);
+            assert_eq!(e[0].kind, "too_long");
+            assert_eq!(e[0].loc, vec![Loc::Field("body"), Loc::Field("signals")]);
+            assert_eq!(
+                e[0].msg,
+                "List should have at most 128 items after validation, not 129"
+            );
+            assert_eq!(e[0].ctx.as_ref().unwrap()["max_length"], 128);
+        }
+        // At the schema's bound only the configured limit applies.
+        let limits = Limits {
+            max_batch_size: 1000,
+            ..LIMITS
+        };
+        assert_eq!(
+            parse_batch(body(128).as_bytes(), &limits)
+                .unwrap()
+                .signals
+                .len(),
+            128
+        );
     }
 
     #[test]

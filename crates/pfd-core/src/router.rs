@@ -209,6 +209,14 @@ pub fn is_probe(path: &str) -> bool {
     PROBES.contains(&normalize(path))
 }
 
+/// Readiness routes: "send me traffic?" — what a host answers 503 on while it drains.
+const READINESS: &[&str] = &["/health/ready", "/v2/health/ready"];
+
+/// Whether `path` is a readiness route ([`READINESS`]).
+pub fn is_readiness(path: &str) -> bool {
+    READINESS.contains(&normalize(path))
+}
+
 /// An error in the shape of the API `path` belongs to: `{"error"}` for OIP (Triton's), the
 /// LSTM_PFD shape otherwise. For errors made outside the handlers (401, and pfd-host's 413, 429,
 /// 503, 504), so every error a client sees is one its API's decoder reads.

@@ -57,6 +57,9 @@ pub fn start(args: &[&str], timeout: Duration) -> Started {
         .args(args)
         .env("PFD_LOG_FORMAT", "json")
         .env("RUST_LOG", "info")
+        // No drain delay unless a test asks for one (`--drain-delay-ms` beats the variable):
+        // every test stops its server, and 5 s each would add up.
+        .env("PFD_DRAIN_DELAY_MS", "0")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
