@@ -296,13 +296,15 @@ fn deadline_gives_504_and_the_server_keeps_serving() {
 #[test]
 fn admission_control_answers_503_when_all_slots_are_busy() {
     let Some(component) = component() else { return };
+    // 200 ms of queueing: long enough that the hog below is never refused for a probe that
+    // briefly holds the slot (tests run in parallel on 2 cores), far shorter than the hog.
     let server = Server::start(
         &component,
-        &["--max-concurrency", "1", "--queue-timeout-ms", "50"],
+        &["--max-concurrency", "1", "--queue-timeout-ms", "200"],
     );
-    // Hold the only slot with real work: a 32-record batch (a stalled body no longer can —
+    // Hold the only slot with real work: a 64-record batch (a stalled body no longer can —
     // bodies are received before a slot is taken, see slow_bodies_hold_no_instance…).
-    let batch = batch_body(32);
+    let batch = batch_body(64);
     let addr = server.addr;
     let hog = std::thread::spawn(move || {
         request(
@@ -320,10 +322,8 @@ fn admission_control_answers_503_when_all_slots_are_busy() {
         if r.status == 503 {
             refused = Some(r);
         }
+        std::thread::sleep(Duration::from_millis(20));
     }
-    let r = refused.expect("no 503 while the only slot was busy");
-    assert_host_error(&r, 503);
-    assert_eq!(r.header("retry-after"), Some("1"));
     let batch = hog.join().unwrap();
     assert_eq!(
         batch.status,
@@ -331,6 +331,9 @@ fn admission_control_answers_503_when_all_slots_are_busy() {
         "{}",
         String::from_utf8_lossy(&batch.body)
     );
+    let r = refused.expect("no 503 while the only slot was busy");
+    assert_host_error(&r, 503);
+    assert_eq!(r.header("retry-after"), Some("1"));
     // The slot comes back.
     assert_eq!(server.request("GET", "/health", &[], b"").status, 200);
 }
@@ -432,12 +435,20 @@ fn sigterm_under_load_loses_no_request_and_readiness_turns_503_during_the_drain(
     let addr = server.addr;
     let body = Arc::new(predict_body());
     let sigterm_sent = Arc::new(AtomicBool::new(false));
+    // Kubernetes takes a terminating pod out of its endpoints within a moment of the SIGTERM;
+    // after that no *new* connection reaches it, while open keep-alive connections carry on.
+    // The clients do the same, 500 ms after the signal (well within the 1.5 s drain). Why not
+    // keep connecting: a connection the kernel completes just as the listener closes is reset
+    // by the kernel — a race no server can close, and the reason the drain delay exists.
+    let endpoints_removed = Arc::new(AtomicBool::new(false));
 
-    // Keep-alive clients posting /predict until the server refuses connections.
+    // Keep-alive clients posting /predict, reconnecting after each `Connection: close`, until the
+    // endpoints are "removed" (below) and their connection has been closed.
     let clients: Vec<_> = (0..8)
         .map(|_| {
             let body = body.clone();
             let sigterm_sent = sigterm_sent.clone();
+            let endpoints_removed = endpoints_removed.clone();
             std::thread::spawn(move || {
                 let mut t = Tally::default();
                 let started = Instant::now();
@@ -445,6 +456,7 @@ fn sigterm_under_load_loses_no_request_and_readiness_turns_503_during_the_drain(
                 while started.elapsed() < Duration::from_secs(60) {
                     let s = match conn.take() {
                         Some(s) => s,
+                        None if endpoints_removed.load(Ordering::SeqCst) => break,
                         None => match TcpStream::connect(addr) {
                             Ok(s) => s,
                             Err(_) => break, // refused: the server stopped accepting
@@ -491,6 +503,13 @@ fn sigterm_under_load_loses_no_request_and_readiness_turns_503_during_the_drain(
     let signalled = Instant::now();
     sigterm_sent.store(true, Ordering::SeqCst);
     Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let remover = {
+        let endpoints_removed = endpoints_removed.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(500));
+            endpoints_removed.store(true, Ordering::SeqCst);
+        })
+    };
     // Readiness says "no more traffic" at once, while requests are still served.
     let mut ready_503_after = None;
     while signalled.elapsed() < Duration::from_millis(1000) {
@@ -507,6 +526,7 @@ fn sigterm_under_load_loses_no_request_and_readiness_turns_503_during_the_drain(
         std::thread::sleep(Duration::from_millis(20));
     }
     let tallies: Vec<Tally> = clients.into_iter().map(|c| c.join().unwrap()).collect();
+    remover.join().unwrap();
     let status = server.wait_exit();
 
     let sum = |f: fn(&Tally) -> usize| tallies.iter().map(f).sum::<usize>();
