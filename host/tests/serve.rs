@@ -680,3 +680,53 @@ fn slow_bodies_hold_no_instance_and_end_in_408() {
         String::from_utf8_lossy(&metrics.body)
     );
 }
+
+#[test]
+fn protocol_errors_get_their_status_and_the_server_keeps_serving() {
+    let Some(component) = component() else { return };
+    let server = Server::start(&component, &[]);
+    let many: String = (0..200).map(|i| format!("X-{i}: a\r\n")).collect();
+    let cases: [(&str, Vec<u8>, u16); 5] = [
+        (
+            "too many headers",
+            format!("GET /health HTTP/1.1\r\nHost: x\r\n{many}\r\n").into_bytes(),
+            431,
+        ),
+        (
+            "a 500 kB header",
+            format!("GET /health HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n", "a".repeat(500_000)).into_bytes(),
+            431,
+        ),
+        (
+            "a 100 kB URI",
+            format!("GET /health?{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(100_000)).into_bytes(),
+            414,
+        ),
+        (
+            "a Content-Length that is not a number",
+            b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n{}".to_vec(),
+            400,
+        ),
+        (
+            "two different Content-Lengths",
+            b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}"
+                .to_vec(),
+            400,
+        ),
+    ];
+    for (what, raw, status) in cases {
+        let mut s = TcpStream::connect(server.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        // The server may answer and close before it has read everything: a failed write is fine.
+        let _ = s.write_all(&raw);
+        let r = read_response(&mut s).unwrap_or_else(|| panic!("{what}: no answer"));
+        // hyper answers these while parsing the head, before any handler: the status is right,
+        // the body is empty (not the route's JSON shape).
+        assert_eq!(r.status, status, "{what}");
+        assert_eq!(
+            server.request("GET", "/health", &[], b"").status,
+            200,
+            "after {what}"
+        );
+    }
+}
