@@ -136,7 +136,7 @@ class Server(Process):
 SPIN_COMPONENT = tomllib.loads((ROOT / "spin.toml").read_text())["component"]["pfd-edge"]
 
 
-def wasmtime_bin() -> str | None:
+def wasmtime_bin() -> str:
     cache = Path(os.environ.get("PFD_CACHE", Path.home() / ".cache" / "pfd-edge"))
     path = Path(os.environ.get("PFD_WASMTIME_BIN", cache / "tools" / "bin" / "wasmtime"))
     if path.exists():
@@ -223,13 +223,6 @@ def pytest_sessionfinish(session, exitstatus):
     _precompiled.cleanup()
 
 
-def pfd_host_only(server: Process, feature: str):
-    """Skips on hosts other than pfd-host, for the features the README's host table lists as
-    pfd-host's own (the host's limits, metrics, rate limits, API key check before the body)."""
-    if server.host != "pfd-host":
-        pytest.skip(f"{feature}: a pfd-host feature, not part of the component (README, host table)")
-
-
 @pytest.fixture(scope="session", params=SERVERS)
 def server(request):
     return shared_server(request.param)
@@ -253,12 +246,17 @@ def signal_of(class_index: int, seed: int) -> list[float]:
     return generator.generate(class_index, rng).astype(np.float32).tolist()
 
 
+def reference_of(model: str):
+    """A model folder's reference vectors: (reference.json, inputs as [count, length] float32)."""
+    folder = ROOT / "models" / model
+    meta = json.loads((folder / "reference.json").read_text())
+    raw = np.fromfile(folder / meta["inputs_file"], dtype="<f4")
+    return meta, raw.reshape(meta["count"], meta["length"])
+
+
 @pytest.fixture(scope="session")
 def reference():
-    meta = json.loads((MODEL_DIR / "reference.json").read_text())
-    raw = np.fromfile(MODEL_DIR / meta["inputs_file"], dtype="<f4")
-    inputs = raw.reshape(meta["count"], meta["length"])
-    return meta, inputs
+    return reference_of(MODEL_DIR.name)
 
 
 @pytest.fixture(scope="session")
@@ -266,4 +264,4 @@ def card():
     return json.loads((MODEL_DIR / "model.json").read_text())
 
 
-__all__ = ["Http", "Server", "WasmtimeServe", "pfd_host_only", "signal_of", "SIGNAL_LENGTH", "struct"]
+__all__ = ["Http", "Server", "WasmtimeServe", "reference_of", "signal_of", "SIGNAL_LENGTH", "struct"]

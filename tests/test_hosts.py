@@ -18,7 +18,7 @@ import shutil
 import numpy as np
 import pytest
 
-from conftest import ROOT, SIGNAL_LENGTH, WasmtimeServe, shared_server
+from conftest import ROOT, SIGNAL_LENGTH, WasmtimeServe, reference_of, shared_server
 from test_bad_input import CASES
 
 MODELS = ["bearing-lstm", "bearing-lstm-int8"]
@@ -33,12 +33,6 @@ VOLATILE = re.compile(
 
 def normalise(body: bytes) -> bytes:
     return VOLATILE.sub(rb'"\1":"~"', body)
-
-
-def reference_of(model: str):
-    meta = json.loads((ROOT / "models" / model / "reference.json").read_text())
-    raw = np.fromfile(ROOT / "models" / model / meta["inputs_file"], dtype="<f4")
-    return meta, raw.reshape(meta["count"], meta["length"])
 
 
 def oip_json(inputs: np.ndarray) -> dict:

@@ -4,14 +4,13 @@ import json
 import numpy as np
 import tritonclient.http as tc
 
-from conftest import ROOT, Server
+from conftest import ROOT, Server, reference_of
 
 INT8 = "bearing-lstm-int8"
 
 
 def test_int8_model_by_name_reproduces_its_reference(server):
-    meta = json.loads((ROOT / "models" / INT8 / "reference.json").read_text())
-    inputs = np.fromfile(ROOT / "models" / INT8 / meta["inputs_file"], dtype="<f4").reshape(meta["count"], meta["length"])
+    meta, inputs = reference_of(INT8)
     client = tc.InferenceServerClient(url=f"127.0.0.1:{server.port}", network_timeout=120)
     assert client.get_model_metadata(INT8)["name"] == INT8
     inp = tc.InferInput("input", [meta["count"], 1, meta["length"]], "FP32")

@@ -161,7 +161,8 @@ pub async fn serve(
     if let Some(limiter) = &cfg.rate_limiter {
         limiter.spawn_janitor();
     }
-    let cfg_budget = cfg.max_inflight_body_bytes;
+    let body_budget =
+        crate::body::BodyBudget::new(cfg.max_inflight_body_bytes, metrics.body_bytes());
     let shared = Arc::new(Shared {
         runtime,
         route,
@@ -169,7 +170,7 @@ pub async fn serve(
         cfg,
         ids: RequestIds::new(),
         local_addr,
-        body_budget: crate::body::BodyBudget::new(cfg_budget, metrics.body_bytes()),
+        body_budget,
         metrics,
         draining: AtomicBool::new(false),
     });
@@ -184,46 +185,7 @@ pub async fn serve(
         // default hyper takes the EOF as the end of the connection and never answers.
         .half_close(true);
 
-    tokio::pin!(shutdown);
-    // Armed by the shutdown request: the end of the drain delay, when accepting stops.
-    let drain_end = tokio::time::sleep(Duration::MAX);
-    tokio::pin!(drain_end);
-    // After the drain delay, the connections already in the kernel's accept queue are still
-    // taken (up to one backlog's worth): closing the listener would reset them, and their
-    // clients may have sent a request already.
-    let mut last_sweep: Option<u32> = None;
-    loop {
-        let (stream, client) = tokio::select! {
-            biased;
-            _ = &mut shutdown, if !shared.draining.load(Ordering::Relaxed) => {
-                shared.draining.store(true, Ordering::Relaxed);
-                info!(
-                    drain_ms = shared.cfg.drain_delay.as_millis() as u64,
-                    "shutdown requested: readiness answers 503; still serving for the drain delay"
-                );
-                drain_end.as_mut().reset((Instant::now() + shared.cfg.drain_delay).into());
-                continue;
-            }
-            _ = &mut drain_end, if last_sweep.is_none() => {
-                last_sweep = Some(LISTEN_BACKLOG);
-                continue;
-            }
-            _ = std::future::ready(()), if last_sweep == Some(0) => break,
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    // EMFILE and friends: back off briefly instead of spinning.
-                    warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            // The sweep found the queue empty.
-            _ = std::future::ready(()), if last_sweep.is_some() => break,
-        };
-        if let Some(left) = last_sweep.as_mut() {
-            *left -= 1;
-        }
+    let serve_connection = |stream: tokio::net::TcpStream, client: SocketAddr| {
         // Why: responses are written in few, small chunks; Nagle's algorithm would hold the last
         // one back for up to 40 ms waiting for an ACK.
         let _ = stream.set_nodelay(true);
@@ -232,13 +194,48 @@ pub async fn serve(
             let shared = shared.clone();
             async move { Ok::<_, Infallible>(handle(shared, req, client).await) }
         });
-        let conn = http.serve_connection(TokioIo::new(stream), service);
-        let conn = graceful.watch(conn);
+        let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!(client = %client, error = %e, "connection ended with an error");
             }
         });
+    };
+
+    tokio::pin!(shutdown);
+    // Armed by the shutdown request: the end of the drain delay, when accepting stops.
+    let drain_end = tokio::time::sleep(Duration::MAX);
+    tokio::pin!(drain_end);
+    loop {
+        tokio::select! {
+            biased;
+            _ = &mut shutdown, if !shared.draining.load(Ordering::Relaxed) => {
+                shared.draining.store(true, Ordering::Relaxed);
+                info!(
+                    drain_ms = shared.cfg.drain_delay.as_millis() as u64,
+                    "shutdown requested: readiness answers 503; still serving for the drain delay"
+                );
+                drain_end.as_mut().reset((Instant::now() + shared.cfg.drain_delay).into());
+            }
+            _ = &mut drain_end => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, client)) => serve_connection(stream, client),
+                Err(e) => {
+                    // EMFILE and friends: back off briefly instead of spinning.
+                    warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+        }
+    }
+    // The connections already in the kernel's accept queue are still taken (up to one backlog's
+    // worth): closing the listener would reset them, and their clients may have sent a request.
+    for _ in 0..LISTEN_BACKLOG {
+        tokio::select! {
+            biased;
+            Ok((stream, client)) = listener.accept() => serve_connection(stream, client),
+            _ = std::future::ready(()) => break,
+        }
     }
 
     drop(listener);
@@ -429,6 +426,13 @@ async fn forward(
     let error = |status: u16, message: &str| {
         core_response(pfd_core::router::error_for(path_info, status, message))
     };
+    // Overload: 503 with `Retry-After`, so clients and load balancers retry instead of failing.
+    let busy = |message: &str| {
+        let mut r = error(503, message);
+        r.headers_mut()
+            .insert("retry-after", HeaderValue::from_static("1"));
+        r
+    };
 
     let limit = shared.cfg.max_body_bytes;
     if let Some(len) = content_length(&req) {
@@ -472,13 +476,7 @@ async fn forward(
             return r;
         }
         Err(BodyError::NoBudget) => {
-            let mut r = error(
-                503,
-                "Server busy: too many request bodies in flight, retry later",
-            );
-            r.headers_mut()
-                .insert("retry-after", HeaderValue::from_static("1"));
-            return r;
+            return busy("Server busy: too many request bodies in flight, retry later")
         }
     };
     let mut req = Request::from_parts(parts, body);
@@ -495,12 +493,7 @@ async fn forward(
     {
         Ok(Ok(p)) => p,
         Ok(Err(_closed)) => return error(503, "Server is shutting down"),
-        Err(_) => {
-            let mut r = error(503, "Server busy: too many requests in flight, retry later");
-            r.headers_mut()
-                .insert("retry-after", HeaderValue::from_static("1"));
-            return r;
-        }
+        Err(_) => return busy("Server busy: too many requests in flight, retry later"),
     };
     drop(queued);
 

@@ -23,6 +23,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
+use sha2::{Digest, Sha256};
 
 const TARGET: &str = "wasm32-wasip1";
 
@@ -156,13 +157,14 @@ fn build_component(args: &[String]) -> Result<()> {
     let out_dir = workspace_root().join("build");
     std::fs::create_dir_all(&out_dir)?;
     let host = if preinit { Some(build_host()?) } else { None };
+    let shared = shared_inputs(host.as_deref())?;
     for flavour in FLAVOURS.iter().filter(|f| only.is_none_or(|o| o == f.name)) {
         let started = Instant::now();
         let mut core = cargo_build(&toolchain, flavour, release)?;
         let compiled = started.elapsed();
         let out = out_dir.join(flavour.output);
         let stamp = out.with_extension("wasm.inputs");
-        let inputs = inputs_hash(&core, host.as_deref())?;
+        let inputs = inputs_hash(&shared, &core)?;
         if out.exists() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(&inputs) {
             eprintln!(
                 "xtask: {} component {} is up to date (inputs unchanged; {:.1}s)",
@@ -211,40 +213,60 @@ fn build_component(args: &[String]) -> Result<()> {
 /// (what it reads; `models/scripts/` excluded, it is never mounted); and this xtask binary (the
 /// componentiser and the preview1 adapter are compiled into it). Hashed with length framing, so
 /// no two different input sets can produce the same byte stream.
-fn inputs_hash(core: &Path, host: Option<&Path>) -> Result<String> {
-    use sha2::{Digest, Sha256};
-    let mut hasher = Sha256::new();
-    let mut add = |label: &str, bytes: &[u8]| {
-        for part in [label.as_bytes(), bytes] {
-            hasher.update((part.len() as u64).to_le_bytes());
-            hasher.update(part);
-        }
-    };
-    let read =
-        |path: &Path| std::fs::read(path).with_context(|| format!("reading {}", path.display()));
-    add("core module", &read(core)?);
-    add("xtask", &read(&std::env::current_exe()?)?);
-    if let Some(host) = host {
-        let root = workspace_root();
-        add("pfd-host", &read(host)?);
-        add("spin.toml", &read(&root.join("spin.toml"))?);
-        let models = root.join("models");
-        for file in files_under(&models, &models.join("scripts"))? {
-            let name = file
-                .strip_prefix(&models)
-                .unwrap_or(&file)
-                .to_string_lossy()
-                .into_owned();
-            add(&name, &read(&file)?);
-        }
-    } else {
-        add("not pre-initialised", b"");
-    }
+///
+/// Everything but the core module is the same for both flavours: [`shared_inputs`] hashes it
+/// once, and each flavour continues from a copy of that state.
+fn inputs_hash(shared: &Sha256, core: &Path) -> Result<String> {
+    let mut hasher = shared.clone();
+    add_input(&mut hasher, "core module", &read_input(core)?);
     Ok(hasher
         .finalize()
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect())
+}
+
+/// The hash state after the inputs every flavour shares (see [`inputs_hash`]).
+fn shared_inputs(host: Option<&Path>) -> Result<Sha256> {
+    let mut hasher = Sha256::new();
+    add_input(
+        &mut hasher,
+        "xtask",
+        &read_input(&std::env::current_exe()?)?,
+    );
+    let Some(host) = host else {
+        add_input(&mut hasher, "not pre-initialised", b"");
+        return Ok(hasher);
+    };
+    let root = workspace_root();
+    add_input(&mut hasher, "pfd-host", &read_input(host)?);
+    add_input(
+        &mut hasher,
+        "spin.toml",
+        &read_input(&root.join("spin.toml"))?,
+    );
+    let models = root.join("models");
+    for file in files_under(&models, &models.join("scripts"))? {
+        let name = file
+            .strip_prefix(&models)
+            .unwrap_or(&file)
+            .to_string_lossy()
+            .into_owned();
+        add_input(&mut hasher, &name, &read_input(&file)?);
+    }
+    Ok(hasher)
+}
+
+/// One labelled input, length-framed.
+fn add_input(hasher: &mut Sha256, label: &str, bytes: &[u8]) {
+    for part in [label.as_bytes(), bytes] {
+        hasher.update((part.len() as u64).to_le_bytes());
+        hasher.update(part);
+    }
+}
+
+fn read_input(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("reading {}", path.display()))
 }
 
 /// Every file below `dir` except those below `skip`, in a stable (sorted) order.
