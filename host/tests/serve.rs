@@ -191,6 +191,12 @@ fn batch_body(n: usize) -> Vec<u8> {
     batch
 }
 
+/// A `/predict/batch` body of `n` full-length records of `0`s: the fewest bytes per value.
+fn zeros_batch_body(n: usize) -> Vec<u8> {
+    let record = format!("[{}]", vec!["0"; 102_400].join(","));
+    format!("{{\"signals\":[{}]}}", vec![record; n].join(",")).into_bytes()
+}
+
 fn assert_host_error(r: &Reply, status: u16) {
     assert_eq!(r.status, status, "{}", String::from_utf8_lossy(&r.body));
     let v = r.json();
@@ -269,14 +275,17 @@ fn oversize_bodies_get_413_and_the_server_keeps_serving() {
 #[test]
 fn deadline_gives_504_and_the_server_keeps_serving() {
     let Some(component) = component() else { return };
-    // 200 ms: enough to receive a 32-record batch (bodies are received first, and a body that
-    // misses the deadline is the client's 408), far too little to classify it.
-    let server = Server::start(&component, &["--request-timeout-ms", "200"]);
+    // The deadline counts from arrival and the body is received first (a body that misses it is
+    // the client's 408), so the request must be cheap to send and dear to classify: 128 records
+    // of one-digit numbers are 26 MB (a few ms over loopback) but 128 full decodes and
+    // inferences (hundreds of ms even on a fast machine; a 32-record batch of 5-digit numbers
+    // once finished inside 200 ms on CI). 100 ms sits between the two with margin either side.
+    let server = Server::start(&component, &["--request-timeout-ms", "100"]);
     let r = server.request(
         "POST",
         "/predict/batch",
         &[("Content-Type", "application/json")],
-        &batch_body(32),
+        &zeros_batch_body(pfd_core::predict::SCHEMA_MAX_BATCH),
     );
     assert_host_error(&r, 504);
     assert_eq!(r.json()["error"], "Request timed out");
