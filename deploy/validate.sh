@@ -23,7 +23,10 @@ set -uo pipefail
 DEPLOY_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 CHART="$DEPLOY_DIR/helm/pfd-edge"
 CACHE_ROOT="${PFD_CACHE:-$HOME/.cache/pfd-edge}"
-TOOLS="$CACHE_ROOT/tools"
+# A folder of its own: a (re)install below starts from empty, and must not remove what
+# scripts/tools.sh and scripts/fuzz.sh `cargo install` into $CACHE_ROOT/tools (it once deleted the
+# wasmtime CLI, so the next CI run rebuilt it: ~9 min).
+TOOLS="$CACHE_ROOT/deploy-tools"
 K8S_VERSIONS="${PFD_K8S_VERSIONS:-1.29 1.33}"
 
 # Pinned tool versions: bump deliberately (the stamp below re-installs on change).

@@ -25,6 +25,10 @@ pub struct GuestModels {
     dir: String,
     /// Models served by tract, built at pre-initialisation or on first use.
     tract: Mutex<BTreeMap<String, Entry>>,
+    /// What each model in `tract` was built from, so readiness can tell whether the file is
+    /// still the one in memory (the snapshot's copy outlives a file that is later removed,
+    /// truncated or replaced).
+    built_from: Mutex<BTreeMap<String, Fingerprint>>,
     /// Models served by the host's wasi-nn; `None` records a failed lookup (no retry in this
     /// instance). Always empty in the snapshot: pre-initialisation never calls wasi-nn.
     #[cfg(feature = "wasi-nn")]
@@ -43,6 +47,7 @@ pub fn store(config: &Config) -> &'static GuestModels {
     let new = || GuestModels {
         dir: config.model_dir.clone(),
         tract: Mutex::new(BTreeMap::new()),
+        built_from: Mutex::new(BTreeMap::new()),
         #[cfg(feature = "wasi-nn")]
         nn: Mutex::new(BTreeMap::new()),
         nn_device: Mutex::new(String::new()),
@@ -65,9 +70,13 @@ impl GuestModels {
     /// The model served by tract, loading it on first use.
     pub fn tract(&self, name: &str) -> Result<&ServedModel, String> {
         let mut tract = lock(&self.tract);
-        let entry: Entry = tract
-            .entry(name.to_string())
-            .or_insert_with(|| Box::leak(Box::new(load_tract(&self.dir, name))));
+        let entry: Entry = tract.entry(name.to_string()).or_insert_with(|| {
+            let loaded = load_tract(&self.dir, name).map(|(model, fingerprint)| {
+                lock(&self.built_from).insert(name.to_string(), fingerprint);
+                model
+            });
+            Box::leak(Box::new(loaded))
+        });
         entry.as_ref().map_err(Clone::clone)
     }
 
@@ -116,6 +125,53 @@ impl ModelStore for GuestModels {
         }
         self.tract(name)
     }
+
+    /// The model file must be there and be what is served: the bytes the in-memory tract model
+    /// was built from, or — for a model this instance has not built (served by the host's
+    /// wasi-nn) — a model tract can load. Costs a read and a hash of the file (or a load), which
+    /// is why only readiness asks, never a prediction.
+    fn check_files(&self, name: &str) -> Result<(), String> {
+        let path = format!("{}/model.onnx", model_folder(&self.dir, name)?);
+        let onnx = files::read(&path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => format!("model file {path} is missing"),
+            _ => format!("model file {path}: {e}"),
+        })?;
+        let on_disk = Fingerprint::of(&onnx);
+        match lock(&self.built_from).get(name) {
+            Some(in_memory) if *in_memory == on_disk => Ok(()),
+            Some(in_memory) => Err(format!(
+                "model file {path} ({} bytes) is not the one this component has in memory ({} bytes); restore it, or rebuild the component to serve the new file",
+                on_disk.len, in_memory.len
+            )),
+            None => {
+                let card = read_card(&model_folder(&self.dir, name)?, name)?;
+                TractEngine::load(&onnx, &card)
+                    .map(drop)
+                    .map_err(|e| format!("model file {path} is not a loadable model: {e}"))
+            }
+        }
+    }
+}
+
+/// A file's identity, for telling whether a file on disk is the one a model was built from.
+/// `DefaultHasher::new()` is keyed identically in every instance of the same build, which is
+/// all it needs: the snapshot and the running instance are the same code.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Fingerprint {
+    len: u64,
+    hash: u64,
+}
+
+impl Fingerprint {
+    fn of(bytes: &[u8]) -> Self {
+        use std::hash::Hasher;
+        let mut h = std::hash::DefaultHasher::new();
+        h.write(bytes);
+        Fingerprint {
+            len: bytes.len() as u64,
+            hash: h.finish(),
+        }
+    }
 }
 
 /// `dir/name`, for a name that is a plain folder name (no separators, no `..`).
@@ -135,11 +191,12 @@ fn read_card(folder: &str, name: &str) -> Result<ModelCard, String> {
     }
 }
 
-fn load_tract(dir: &str, name: &str) -> Result<ServedModel, String> {
+fn load_tract(dir: &str, name: &str) -> Result<(ServedModel, Fingerprint), String> {
     let folder = model_folder(dir, name)?;
     let card = read_card(&folder, name)?;
     let onnx_path = format!("{folder}/model.onnx");
     let onnx = files::read(&onnx_path).map_err(|e| format!("{onnx_path}: {e}"))?;
     let engine = TractEngine::load(&onnx, &card).map_err(|e| format!("{onnx_path}: {e}"))?;
-    Ok(ServedModel::new(card, Box::new(engine), onnx.len() as u64))
+    let model = ServedModel::new(card, Box::new(engine), onnx.len() as u64);
+    Ok((model, Fingerprint::of(&onnx)))
 }

@@ -140,6 +140,24 @@ pub struct ServeArgs {
     #[arg(long, env = "PFD_MAX_BODY_BYTES", default_value = "256MiB", value_parser = parse_size)]
     pub max_body_bytes: u64,
 
+    /// Most connections one client address may hold open at once (0: no cap); one more is
+    /// answered 503 with `Retry-After` and closed. Why 256: twice the instance slots, so a busy
+    /// client (a gateway pooling connections) is never capped before the slots run out, while one
+    /// address cannot hold thousands of sockets (a slow-client attack from one host). Behind a
+    /// load balancer or ingress every connection comes from its address: set 0 there (the Helm
+    /// chart does) and cap at the ingress.
+    #[arg(long, env = "PFD_MAX_CONNECTIONS_PER_CLIENT", default_value_t = 256)]
+    pub max_connections_per_client: u32,
+
+    /// Largest response body a guest may send. Why 64 MiB: the API's largest answer (a 128-record
+    /// batch, OIP outputs, the OpenAPI document) is well under 1 MiB, so this is only reached by
+    /// a runaway guest — which would otherwise stream until its deadline, tens of GB on a fast
+    /// link. A response announcing more (Content-Length) is a 500 before its head is sent; a
+    /// streamed one is cut at the limit (the status has gone, so the connection is aborted: an
+    /// HTTP/1.1 client sees an incomplete body, never a short one passed as whole).
+    #[arg(long, env = "PFD_MAX_RESPONSE_BYTES", default_value = "64MiB", value_parser = parse_size)]
+    pub max_response_bytes: u64,
+
     /// Longest time a client may take to send its body, from arrival (within the request
     /// deadline); then 408. Why 20 s: the API's largest request, a 136 MB batch, needs ~11 s at
     /// 100 Mbit/s, and the remaining 10 s of the 30 s deadline serve it. Bodies are received by
@@ -202,6 +220,13 @@ pub struct ServeArgs {
     /// `memset` of its whole kept range, touched or not.
     #[arg(long, env = "PFD_PAGEMAP_SCAN", value_enum, default_value_t = Tristate::Auto)]
     pub pagemap_scan: Tristate,
+
+    /// How often each model's readiness (loaded, files present and intact) is asked of the
+    /// component for `model_loaded{model}`. Why 60 s: a model whose files disappear or break
+    /// shows in `model_loaded` within a minute (the alert waits 5), for one short instance per
+    /// model per minute; readiness probes (`/health/ready`) check the files on every call anyway.
+    #[arg(long, env = "PFD_MODEL_PROBE_INTERVAL_MS", default_value_t = 60_000, value_parser = parse_nonzero_ms)]
+    pub model_probe_interval_ms: u64,
 
     /// On SIGTERM/SIGINT: keep serving this long (readiness 503, `Connection: close` on every
     /// answer) before accepting stops. Why 5 s: Kubernetes takes a terminating pod out of its
@@ -428,6 +453,10 @@ impl ServeArgs {
     /// The body-receive timeout.
     pub fn body_timeout(&self) -> Duration {
         Duration::from_millis(self.body_timeout_ms)
+    }
+
+    pub fn model_probe_interval(&self) -> Duration {
+        Duration::from_millis(self.model_probe_interval_ms)
     }
 
     /// How long the server keeps serving after a shutdown request.

@@ -26,6 +26,7 @@ use clap::{CommandFactory, FromArgMatches};
 use config::{Cli, Command, DotEnv, LogFormat, ServeArgs};
 use manifest::{Mount, Route};
 use runtime::{CompileSource, GuestSetup, Runtime, RuntimeOptions};
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -172,6 +173,31 @@ fn print_config(
     Ok(())
 }
 
+/// The models `model_loaded{model}` reports on, fixed at start: every folder of the model
+/// directory with a model file or a card in it — a folder whose `model.onnx` is missing or broken
+/// is exactly what the gauge must show as 0, so the card alone is enough — and the default model,
+/// whether or not its folder exists (other folders, such as `scripts/`, are not models).
+fn reported_models(models_dir: Option<&Path>, default_model: &str) -> Result<Vec<String>> {
+    let mut names = vec![default_model.to_string()];
+    if let Some(dir) = models_dir {
+        let entries = std::fs::read_dir(dir)
+            .with_context(|| format!("reading model directory {}", dir.display()))?;
+        for entry in entries.filter_map(|e| e.ok()) {
+            let path = entry.path();
+            let is_model = ["model.onnx", "model.json"]
+                .iter()
+                .any(|f| path.join(f).is_file());
+            match entry.file_name().to_str() {
+                Some(name) if is_model && !name.starts_with('.') => names.push(name.to_string()),
+                _ => {}
+            }
+        }
+    }
+    names.sort();
+    names.dedup();
+    Ok(names)
+}
+
 async fn serve(args: ServeArgs) -> Result<()> {
     let started = Instant::now();
     // Signals are caught from the very start, so that a SIGTERM during a (possibly long, cold)
@@ -257,14 +283,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         .find(|(k, _)| k == "PFD_MODEL_DIR")
         .map_or("/models", |(_, v)| v.as_str());
     let models_dir = nn::host_dir_for(model_dir, &preopens);
-    // The model folders `model_loaded{model}` reports on.
-    let model_names: Vec<String> = match &models_dir {
-        Some(dir) => nn::discover(dir)?
-            .into_iter()
-            .map(|(name, _)| name)
-            .collect(),
-        None => Vec::new(),
-    };
+    let model_names = reported_models(models_dir.as_deref(), &guest_config.default_model)?;
     let nn_opts = args.nn.options();
     let nn =
         tokio::task::spawn_blocking(move || nn::setup(models_dir.as_deref(), &nn_opts)).await??;
@@ -316,6 +335,8 @@ async fn serve(args: ServeArgs) -> Result<()> {
 
     let cfg = server::ServerConfig {
         max_body_bytes: args.max_body_bytes,
+        max_response_bytes: args.max_response_bytes,
+        max_connections_per_client: args.max_connections_per_client,
         request_timeout: args.request_timeout(),
         queue_timeout: args.queue_timeout(),
         max_concurrency: args.max_concurrency,
@@ -331,6 +352,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
             .map(Arc::new),
         serve_metrics: args.metrics == config::Switch::On,
         models: model_names,
+        model_probe_interval: args.model_probe_interval(),
     };
     if cfg.max_inflight_body_bytes < cfg.max_body_bytes {
         anyhow::bail!(
@@ -441,5 +463,31 @@ async fn shutdown_requested(mut signals: tokio::sync::watch::Receiver<u32>, leve
     if signals.wait_for(|&n| n >= level).await.is_err() {
         // The signal task is gone (cannot happen while the runtime lives): never resolve.
         std::future::pending::<()>().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_loaded_reports_model_folders_and_the_default_even_when_broken() {
+        let dir = std::env::temp_dir().join(format!("pfd-reported-{}", std::process::id()));
+        for (folder, file) in [
+            ("whole", Some("model.onnx")),
+            ("card-only", Some("model.json")),
+            ("scripts", Some("generate.py")),
+            (".hidden", Some("model.onnx")),
+            ("empty", None),
+        ] {
+            std::fs::create_dir_all(dir.join(folder)).unwrap();
+            if let Some(f) = file {
+                std::fs::write(dir.join(folder).join(f), b"x").unwrap();
+            }
+        }
+        let names = reported_models(Some(&dir), "default-gone").unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(names, ["card-only", "default-gone", "whole"]);
+        assert_eq!(reported_models(None, "m").unwrap(), ["m"]);
     }
 }

@@ -95,6 +95,7 @@ pub struct Metrics {
     inference_duration: HistogramFamily<EngineLabels>,
     inferences: Family<ClassLabels, Counter>,
     model_loaded: Family<ModelLabels, Gauge>,
+    connections_refused: Counter,
 }
 
 impl Default for Metrics {
@@ -159,6 +160,12 @@ impl Metrics {
             "1 when the model is loaded and answers ready, 0 when it does not",
             model_loaded.clone(),
         );
+        let connections_refused = Counter::default();
+        registry.register(
+            "http_connections_refused",
+            "Connections closed at accept with a 503 because their client address already had --max-connections-per-client open",
+            connections_refused.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -169,6 +176,7 @@ impl Metrics {
             inference_duration,
             inferences,
             model_loaded,
+            connections_refused,
         }
     }
 
@@ -180,6 +188,11 @@ impl Metrics {
         self.request_duration
             .get_or_create(&RouteLabels { route })
             .observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts one connection refused by the per-client cap.
+    pub fn connection_refused(&self) {
+        self.connections_refused.inc();
     }
 
     /// Marks a request in flight until the guard drops.

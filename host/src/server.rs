@@ -40,7 +40,8 @@
 //! permits); then return so `main` exits 0.
 //!
 //! `model_loaded{model}` is kept by asking the component itself: at start and every
-//! [`MODEL_PROBE_PERIOD`], an internal `GET /v2/models/{name}/ready` per model folder.
+//! [`ServerConfig::model_probe_interval`], an internal `GET /v2/models/{name}/ready` per model
+//! folder — which also checks that the model's files are still there and intact.
 
 use crate::body::BodyError;
 use crate::manifest::Route;
@@ -73,6 +74,10 @@ pub type Body = UnsyncBoxBody<Bytes, wasmtime_wasi_http::Error>;
 pub struct ServerConfig {
     /// Largest request body accepted.
     pub max_body_bytes: u64,
+    /// Largest response body a guest may send (see [`cap_response`]).
+    pub max_response_bytes: u64,
+    /// Most open connections per client address; 0 = no cap (see [`ConnectionsPerClient`]).
+    pub max_connections_per_client: u32,
     /// Deadline per request, from arrival.
     pub request_timeout: Duration,
     /// Longest time to receive a body, from arrival (408 after it; see [`crate::body`]).
@@ -99,14 +104,12 @@ pub struct ServerConfig {
     pub serve_metrics: bool,
     /// The model folders whose readiness `model_loaded{model}` reports.
     pub models: Vec<String>,
+    /// How often `model_loaded` is refreshed (see the flag's docs).
+    pub model_probe_interval: Duration,
 }
 
 /// Where Prometheus scrapes.
 pub const METRICS_PATH: &str = "/metrics";
-
-/// Why 60 s: a model whose files disappear or break shows in `model_loaded` within a minute (the
-/// alert waits 5), for one short instance per model per minute.
-pub const MODEL_PROBE_PERIOD: Duration = Duration::from_secs(60);
 
 /// Why 30 s: a client must send its request head within this time (slow-loris protection); idle
 /// keep-alive connections are closed after it too, which clients handle by reconnecting.
@@ -174,7 +177,10 @@ pub async fn serve(
         metrics,
         draining: AtomicBool::new(false),
     });
-    let prober = tokio::spawn(probe_models_periodically(Arc::downgrade(&shared)));
+    let prober = tokio::spawn(probe_models_periodically(
+        Arc::downgrade(&shared),
+        shared.cfg.model_probe_interval,
+    ));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -185,10 +191,19 @@ pub async fn serve(
         // default hyper takes the EOF as the end of the connection and never answers.
         .half_close(true);
 
+    let per_client = Arc::new(ConnectionsPerClient::new(
+        shared.cfg.max_connections_per_client,
+    ));
     let serve_connection = |stream: tokio::net::TcpStream, client: SocketAddr| {
         // Why: responses are written in few, small chunks; Nagle's algorithm would hold the last
         // one back for up to 40 ms waiting for an ACK.
         let _ = stream.set_nodelay(true);
+        let Some(open) = per_client.admit(client.ip()) else {
+            shared.metrics.connection_refused();
+            tracing::debug!(client = %client, "connection refused: --max-connections-per-client reached");
+            tokio::spawn(refuse_connection(stream));
+            return;
+        };
         let shared = shared.clone();
         let service = hyper::service::service_fn(move |req| {
             let shared = shared.clone();
@@ -196,6 +211,7 @@ pub async fn serve(
         });
         let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
+            let _open = open;
             if let Err(e) = conn.await {
                 tracing::debug!(client = %client, error = %e, "connection ended with an error");
             }
@@ -435,7 +451,7 @@ async fn forward(
     };
 
     let limit = shared.cfg.max_body_bytes;
-    if let Some(len) = content_length(&req) {
+    if let Some(len) = content_length(req.headers()) {
         if len > limit {
             drain_in_background(
                 req.into_body(),
@@ -515,7 +531,17 @@ async fn forward(
     match outcome {
         GuestOutcome::Response(mut r) => {
             take_inference_record(&shared.metrics, &mut r);
-            r
+            match cap_response(r, shared.cfg.max_response_bytes, request_id) {
+                Ok(r) => r,
+                Err(announced) => {
+                    warn!(
+                        announced,
+                        limit = shared.cfg.max_response_bytes,
+                        "guest response announces more than --max-response-bytes"
+                    );
+                    error(500, "Internal server error")
+                }
+            }
         }
         GuestOutcome::TimedOut => error(504, "Request timed out"),
         GuestOutcome::Failed(msg) => {
@@ -523,6 +549,114 @@ async fn forward(
             error(500, "Internal server error")
         }
     }
+}
+
+/// Open connections per client address, for `--max-connections-per-client`: a slot is taken at
+/// accept and given back when the connection ends.
+struct ConnectionsPerClient {
+    limit: u32,
+    open: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, u32>>,
+}
+
+struct ConnectionSlot {
+    owner: Arc<ConnectionsPerClient>,
+    ip: std::net::IpAddr,
+}
+
+impl ConnectionsPerClient {
+    fn new(limit: u32) -> Self {
+        ConnectionsPerClient {
+            limit,
+            open: Default::default(),
+        }
+    }
+
+    /// A slot for one more connection from `ip`, or `None` at the cap. With no cap, `Some`
+    /// without counting.
+    fn admit(self: &Arc<Self>, ip: std::net::IpAddr) -> Option<Option<ConnectionSlot>> {
+        if self.limit == 0 {
+            return Some(None);
+        }
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let n = open.entry(ip).or_insert(0);
+        if *n >= self.limit {
+            return None;
+        }
+        *n += 1;
+        Some(Some(ConnectionSlot {
+            owner: self.clone(),
+            ip,
+        }))
+    }
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        let mut open = self.owner.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = open.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// Answers a connection over the per-client cap with a 503 (LSTM_PFD's error shape: no route is
+/// known yet) and closes it. The client's request is read (up to 64 KiB, for at most a second)
+/// after the answer: closing a socket with unread data sends a reset, which would destroy the
+/// 503 before the client reads it.
+async fn refuse_connection(mut stream: tokio::net::TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let r = pfd_core::errors::http_error(
+        503,
+        "Too many connections from this client address, retry later",
+    );
+    let mut raw = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n",
+        r.body.len()
+    )
+    .into_bytes();
+    raw.extend_from_slice(&r.body);
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        stream.write_all(&raw).await?;
+        stream.shutdown().await?;
+        let mut sink = [0u8; 4096];
+        let mut left = 64 << 10;
+        while left > 0 {
+            match stream.read(&mut sink).await? {
+                0 => break,
+                n => left -= n.min(left),
+            }
+        }
+        std::io::Result::Ok(())
+    })
+    .await;
+}
+
+/// Holds a guest's response to `limit` body bytes: one that announces more is refused
+/// (`Err(announced)`, before its head is sent); a streamed one that grows past the limit ends in
+/// a body error, which makes hyper abort the connection — the client sees an incomplete message,
+/// and the guest's next write fails, so it stops (or meets its deadline).
+fn cap_response(
+    response: Response<Body>,
+    limit: u64,
+    request_id: &str,
+) -> Result<Response<Body>, u64> {
+    if let Some(announced) = content_length(response.headers()).filter(|&n| n > limit) {
+        return Err(announced);
+    }
+    let request_id = request_id.to_string();
+    Ok(response.map(|body| {
+        http_body_util::Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX))
+            .map_err(move |e| {
+                if e.is::<http_body_util::LengthLimitError>() {
+                    warn!(request_id = %request_id, limit, "guest response exceeds --max-response-bytes; connection aborted");
+                }
+                wasmtime_wasi_http::Error::InternalError(Some(e.to_string()))
+            })
+            .boxed_unsync()
+    }))
 }
 
 /// Removes the component's inference record from `response` and records it.
@@ -542,9 +676,9 @@ fn take_inference_record<B>(metrics: &Metrics, response: &mut Response<B>) {
 }
 
 /// Keeps `model_loaded{model}` current: asks the component whether each model is ready, now and
-/// every [`MODEL_PROBE_PERIOD`], until the server is gone.
-async fn probe_models_periodically(shared: std::sync::Weak<Shared>) {
-    let mut tick = tokio::time::interval(MODEL_PROBE_PERIOD);
+/// every [`ServerConfig::model_probe_interval`], until the server is gone.
+async fn probe_models_periodically(shared: std::sync::Weak<Shared>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
     loop {
         tick.tick().await;
         let Some(shared) = shared.upgrade() else {
@@ -740,8 +874,8 @@ fn drain_in_background(body: Incoming, max_bytes: u64, timeout: Duration) {
     });
 }
 
-fn content_length<B>(req: &Request<B>) -> Option<u64> {
-    req.headers()
+fn content_length(headers: &http::HeaderMap) -> Option<u64> {
+    headers
         .get(http::header::CONTENT_LENGTH)?
         .to_str()
         .ok()?

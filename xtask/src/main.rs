@@ -27,26 +27,46 @@ use sha2::{Digest, Sha256};
 
 const TARGET: &str = "wasm32-wasip1";
 
-/// One component flavour: which cargo features, which output file.
+/// One component build: which package and cargo features, which output file.
 struct Flavour {
     name: &'static str,
+    package: &'static str,
     features: &'static str,
     output: &'static str,
+    /// Pre-initialised with the default model (the shipped components).
+    preinit: bool,
+    /// Built only when asked for by name (`--only`): not shipped, not part of a plain build.
+    test_only: bool,
 }
 
-/// Two builds from one source, because component imports cannot be optional: the portable one
-/// (tract only, WASI 0.2 imports only) is what `spin.toml` serves on every Spin host; the
-/// wasi-nn one imports `wasi:nn` (hosts without it refuse to start it) and is pfd-host's default.
+/// Two shipped builds from one source, because component imports cannot be optional: the
+/// portable one (tract only, WASI 0.2 imports only) is what `spin.toml` serves on every Spin
+/// host; the wasi-nn one imports `wasi:nn` (hosts without it refuse to start it) and is pfd-host's
+/// default. Plus the fault component pfd-host's tests serve (`tests/fault-component`).
 const FLAVOURS: &[Flavour] = &[
     Flavour {
         name: "portable",
+        package: "pfd-edge",
         features: "",
         output: "pfd-edge.wasm",
+        preinit: true,
+        test_only: false,
     },
     Flavour {
         name: "wasi-nn",
+        package: "pfd-edge",
         features: "wasi-nn",
         output: "pfd-edge-nn.wasm",
+        preinit: true,
+        test_only: false,
+    },
+    Flavour {
+        name: "fault",
+        package: "pfd-fault",
+        features: "",
+        output: "pfd-fault.wasm",
+        preinit: false,
+        test_only: true,
     },
 ];
 
@@ -55,7 +75,7 @@ fn main() -> Result<()> {
     match args.first().map(String::as_str) {
         Some("build-component") => build_component(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask build-component [--debug] [--no-preinit] [--only portable|wasi-nn]");
+            eprintln!("usage: cargo xtask build-component [--debug] [--no-preinit] [--only portable|wasi-nn|fault]");
             std::process::exit(2)
         }
     }
@@ -151,14 +171,26 @@ fn build_component(args: &[String]) -> Result<()> {
         .position(|a| a == "--only")
         .and_then(|i| args.get(i + 1));
     if let Some(name) = only.filter(|o| !FLAVOURS.iter().any(|f| f.name == o.as_str())) {
-        bail!("unknown flavour {name:?} (portable, wasi-nn)");
+        bail!("unknown flavour {name:?} (portable, wasi-nn, fault)");
     }
     let toolchain = detect_toolchain()?;
     let out_dir = workspace_root().join("build");
     std::fs::create_dir_all(&out_dir)?;
-    let host = if preinit { Some(build_host()?) } else { None };
+    let selected: Vec<&Flavour> = FLAVOURS
+        .iter()
+        .filter(|f| match only {
+            Some(o) => o == f.name,
+            None => !f.test_only,
+        })
+        .collect();
+    let host = if preinit && selected.iter().any(|f| f.preinit) {
+        Some(build_host()?)
+    } else {
+        None
+    };
     let shared = shared_inputs(host.as_deref())?;
-    for flavour in FLAVOURS.iter().filter(|f| only.is_none_or(|o| o == f.name)) {
+    for flavour in selected {
+        let host = host.as_ref().filter(|_| flavour.preinit);
         let started = Instant::now();
         let mut core = cargo_build(&toolchain, flavour, release)?;
         let compiled = started.elapsed();
@@ -176,7 +208,7 @@ fn build_component(args: &[String]) -> Result<()> {
         }
         // Removed first, so an interrupted build never leaves a stamp beside an old output.
         let _ = std::fs::remove_file(&stamp);
-        if let Some(host) = &host {
+        if let Some(host) = host {
             let snapshot = core.with_extension("preinit.wasm");
             run(Command::new(host)
                 .current_dir(workspace_root())
@@ -196,7 +228,7 @@ fn build_component(args: &[String]) -> Result<()> {
             flavour.name,
             out.display(),
             component.len() as f64 / 1e6,
-            if preinit { ", pre-initialised" } else { "" },
+            if host.is_some() { ", pre-initialised" } else { "" },
             compiled.as_secs_f64(),
             (prepared - compiled).as_secs_f64(),
             (started.elapsed() - prepared).as_secs_f64()
@@ -304,8 +336,9 @@ fn run(cmd: &mut Command) -> Result<()> {
 /// Builds pfd-host (release): it hosts the wizer step (`preinit`), so the build needs no second
 /// wasmtime.
 ///
-/// It builds the whole native workspace (`--workspace --exclude pfd-edge`), not just `-p pfd-host`,
-/// because that is the package selection `scripts/test.sh` tests: cargo unifies dependency
+/// It builds the workspace's default members (every native crate; the wasm packages are not
+/// among them), not just `-p pfd-host`, because that is the package selection `scripts/test.sh`
+/// tests: cargo unifies dependency
 /// features per selection, and with `-p pfd-host` alone `serde_json`, `indexmap` and friends got
 /// other features than in the test build, so the tests recompiled wasmtime and tract (~4 min of a
 /// cold CI run). One selection, one build of every dependency.
@@ -314,15 +347,7 @@ fn build_host() -> Result<PathBuf> {
     run(
         Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
             .current_dir(workspace_root())
-            .args([
-                "build",
-                "--release",
-                "--locked",
-                "--workspace",
-                "--exclude",
-                "pfd-edge",
-                "--target-dir",
-            ])
+            .args(["build", "--release", "--locked", "--target-dir"])
             .arg(&target_dir),
     )?;
     Ok(target_dir.join("release").join("pfd-host"))
@@ -336,7 +361,7 @@ fn cargo_build(toolchain: &Toolchain, flavour: &Flavour, release: bool) -> Resul
         .args([
             "build",
             "-p",
-            "pfd-edge",
+            flavour.package,
             "--target",
             TARGET,
             "--target-dir",
@@ -384,7 +409,7 @@ fn cargo_build(toolchain: &Toolchain, flavour: &Flavour, release: bool) -> Resul
     Ok(target_dir
         .join(TARGET)
         .join(if release { "release" } else { "debug" })
-        .join("pfd_edge.wasm"))
+        .join(format!("{}.wasm", flavour.package.replace('-', "_"))))
 }
 
 fn componentize(core: &[u8]) -> Result<Vec<u8>> {

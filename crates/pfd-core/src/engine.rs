@@ -67,8 +67,8 @@ pub trait InferenceEngine {
     }
 }
 
-#[cfg(test)]
-pub(crate) mod testing {
+#[cfg(any(test, feature = "testing"))]
+pub mod testing {
     //! A deterministic engine for router tests: logit `c` of a signal is `-(mean - c)^2`, so the
     //! predicted class is the signal's mean rounded to a class index.
     use super::*;

@@ -20,7 +20,7 @@ use serde::{Deserialize, Deserializer};
 use serde_json::{json, Value};
 
 use crate::http::{Request, Response};
-use crate::router::{run_model, App, ServedModel};
+use crate::router::{readiness, run_model, App, ServedModel};
 use crate::VERSION;
 
 /// Extensions this server implements, as `GET /v2` lists them.
@@ -134,16 +134,10 @@ pub fn handle(app: &App, req: &Request) -> Response {
             &json!({"name": "pfd-edge", "version": VERSION, "extensions": EXTENSIONS}),
         ),
         Target::Live => Response::json(200, &json!({"live": true})),
-        Target::Ready => {
-            let ready = app
-                .models
-                .get(&app.config.default_model)
-                .and_then(|m| m.warm_up().map_err(|e| e.to_string()));
-            match ready {
-                Ok(()) => Response::json(200, &json!({"ready": true})),
-                Err(reason) => Response::json(503, &json!({"ready": false, "error": reason})),
-            }
-        }
+        Target::Ready => match readiness(app.models, &app.config.default_model) {
+            Ok(_) => Response::json(200, &json!({"ready": true})),
+            Err(reason) => Response::json(503, &json!({"ready": false, "error": reason})),
+        },
         Target::Model {
             name,
             version,
@@ -166,8 +160,8 @@ pub fn handle(app: &App, req: &Request) -> Response {
             }
             match action {
                 Action::Metadata => Response::json(200, &metadata(name, model)),
-                Action::Ready => match model.warm_up() {
-                    Ok(()) => Response::json(200, &json!({"name": name, "ready": true})),
+                Action::Ready => match readiness(app.models, name) {
+                    Ok(_) => Response::json(200, &json!({"name": name, "ready": true})),
                     Err(e) => error(503, format!("model {name:?} is not ready: {e}")),
                 },
                 Action::Infer => infer(app, name, model, req),
@@ -284,6 +278,7 @@ fn parse_infer_request(header: &[u8]) -> Result<InferRequest<Vec<f32>>, serde_js
             parameters: r.parameters,
         }
     }
+    crate::predict::utf8_throughout(header)?;
     match serde_json::from_slice::<InferRequest<FastF32>>(header) {
         Ok(r) => Ok(values(r)),
         Err(_) => serde_json::from_slice::<InferRequest<FlatF32>>(header).map(values),

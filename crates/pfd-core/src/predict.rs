@@ -331,15 +331,72 @@ fn fast_batch(body: &[u8], limits: &Limits) -> Option<BatchWire> {
     })
 }
 
+/// The fast decoders' contract, checked on any body (unit tests and the `lstm_pfd` fuzz target):
+/// a body the fast path accepts, serde accepts too, with bit-identical values; a body it refuses
+/// goes to serde, which decides. Panics on a disagreement; returns how many fast paths took it.
+#[cfg(any(test, feature = "testing"))]
+pub fn check_fast_paths_agree_with_serde(body: &[u8], limits: &Limits) -> usize {
+    let bits = |s: &[f32]| s.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    let text = || String::from_utf8_lossy(body).into_owned();
+    let mut taken = 0;
+    if let Some(fast) = fast_predict(body, limits) {
+        let slow: PredictWire = serde_json::from_slice(body).unwrap_or_else(|e| {
+            panic!(
+                "fast /predict path accepted what serde refuses ({e}): {}",
+                text()
+            )
+        });
+        assert_eq!(bits(&fast.signal), bits(&slow.signal), "{}", text());
+        assert_eq!(
+            (fast.return_probabilities, fast.return_top_k),
+            (slow.return_probabilities, slow.return_top_k),
+            "{}",
+            text()
+        );
+        taken += 1;
+    }
+    if let Some(fast) = fast_batch(body, limits) {
+        let slow: BatchWire = serde_json::from_slice(body).unwrap_or_else(|e| {
+            panic!(
+                "fast batch path accepted what serde refuses ({e}): {}",
+                text()
+            )
+        });
+        let fast_bits: Vec<_> = fast.signals.iter().map(|s| bits(s)).collect();
+        let slow_bits: Vec<_> = slow.signals.iter().map(|s| bits(s)).collect();
+        assert_eq!(fast_bits, slow_bits, "{}", text());
+        assert_eq!(
+            (fast.return_probabilities, fast.return_top_k),
+            (slow.return_probabilities, slow.return_top_k),
+            "{}",
+            text()
+        );
+        taken += 1;
+    }
+    taken
+}
+
 /// Typed decoding with the explaining slow path on failure.
 fn decode<T: for<'de> Deserialize<'de>>(
     body: &[u8],
     fields: &[(&'static str, Shape, bool)],
 ) -> Result<T, Rejection> {
-    match serde_json::from_slice::<T>(body) {
+    match serde_json::from_slice::<T>(body).and_then(|v| utf8_throughout(body).map(|()| v)) {
         Ok(v) => Ok(v),
         Err(fast) => Err(Rejection::Invalid(explain(body, fields, &fast))),
     }
+}
+
+/// Whether a JSON text serde accepted is UTF-8 all through (RFC 8259 §8.1), as LSTM_PFD's
+/// decoder — which decodes the text before parsing it — requires: serde skips the strings of keys
+/// it ignores without checking them. Only the serde path asks (the fast path accepts ASCII
+/// numbers and known keys only); the error is serde's own, with its position.
+pub(crate) fn utf8_throughout(text: &[u8]) -> Result<(), serde_json::Error> {
+    if std::str::from_utf8(text).is_ok() {
+        return Ok(());
+    }
+    // `Value` keeps every string, so it checks every string.
+    serde_json::from_slice::<Value>(text).map(drop)
 }
 
 fn explain(
@@ -536,19 +593,6 @@ mod tests {
         }
     }
 
-    /// What serde alone makes of a body (the path every body took before the fast decoder).
-    fn serde_predict(body: &[u8]) -> Option<(Vec<u32>, bool, Option<i64>)> {
-        let w: PredictWire = serde_json::from_slice(body).ok()?;
-        let bits = w.signal.iter().map(|x| x.to_bits()).collect();
-        Some((bits, w.return_probabilities, w.return_top_k))
-    }
-
-    fn fast_predict_bits(body: &[u8]) -> Option<(Vec<u32>, bool, Option<i64>)> {
-        let w = fast_predict(body, &LIMITS)?;
-        let bits = w.signal.iter().map(|x| x.to_bits()).collect();
-        Some((bits, w.return_probabilities, w.return_top_k))
-    }
-
     #[test]
     fn fast_path_agrees_with_serde_or_steps_aside() {
         // Every body the fast path accepts, serde accepts with bit-identical values; every body
@@ -578,14 +622,10 @@ mod tests {
             br#"{}"#,
             b"",
         ];
-        let mut fast = 0;
-        for body in bodies {
-            if let Some(got) = fast_predict_bits(body) {
-                fast += 1;
-                let text = String::from_utf8_lossy(body);
-                assert_eq!(Some(got), serde_predict(body), "{text}");
-            }
-        }
+        let fast: usize = bodies
+            .iter()
+            .map(|body| check_fast_paths_agree_with_serde(body, &LIMITS))
+            .sum();
         assert_eq!(fast, 5, "the five well-formed bodies take the fast path");
     }
 
@@ -598,6 +638,18 @@ mod tests {
         assert_eq!(fast.return_top_k, slow.return_top_k);
         assert!(fast_batch(br#"{"signals":[[1],[2,"x"]]}"#, &LIMITS).is_none());
         assert!(fast_batch(br#"{"signals":[1,2]}"#, &LIMITS).is_none());
+    }
+
+    #[test]
+    fn invalid_utf8_anywhere_is_json_invalid_even_in_a_skipped_value() {
+        for body in [
+            &b"{\"signal\":[1,2,3,4],\"x\":\"\xff\"}"[..],
+            b"{\"signal\xfe\":[1,2,3,4]}",
+        ] {
+            let e = invalid(parse_predict(body, &LIMITS));
+            assert_eq!(e[0].kind, "json_invalid", "{e:?}");
+        }
+        assert!(parse_predict("{\"signal\":[1,2,3,4],\"x\":\"é\"}".as_bytes(), &LIMITS).is_ok());
     }
 
     #[test]

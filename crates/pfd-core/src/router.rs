@@ -71,6 +71,23 @@ impl ServedModel {
 pub trait ModelStore {
     /// The model called `name`, loading it on first use; `Err` says why it is unavailable.
     fn get(&self, name: &str) -> Result<&ServedModel, String>;
+
+    /// Whether the files `name` is served from are still there and are what is served: a model
+    /// in memory can outlive its files (removed, truncated, replaced), and readiness must say
+    /// so. Stores without files (tests' fixed models) have nothing to check.
+    fn check_files(&self, name: &str) -> Result<(), String> {
+        let _ = name;
+        Ok(())
+    }
+}
+
+/// Whether `name` can serve: loaded, warmed up, and its files intact. What every readiness route
+/// (`/health/ready`, `/v2/health/ready`, `/v2/models/{name}/ready`) asks.
+pub fn readiness<'a>(models: &'a dyn ModelStore, name: &str) -> Result<&'a ServedModel, String> {
+    let model = models.get(name)?;
+    model.warm_up().map_err(|e| e.to_string())?;
+    models.check_files(name)?;
+    Ok(model)
 }
 
 pub struct App<'a> {
@@ -327,11 +344,7 @@ fn live(_: &App, _: &Request) -> Response {
 
 fn ready(app: &App, _: &Request) -> Response {
     let name = &app.config.default_model;
-    let outcome = app
-        .models
-        .get(name)
-        .and_then(|m| m.warm_up().map(|()| m).map_err(|e| e.to_string()));
-    match outcome {
+    match readiness(app.models, name) {
         Ok(m) => Response::json(
             200,
             &json!({"status": "ready", "model": name, "device": m.backend().to_string()}),
@@ -517,6 +530,38 @@ mod tests {
                 .filter(|m| m.card.name == name)
                 .ok_or_else(|| format!("no model {name}"))
         }
+    }
+
+    /// A model in memory whose files are gone.
+    struct FilesGone(Fixed);
+    impl ModelStore for FilesGone {
+        fn get(&self, name: &str) -> Result<&ServedModel, String> {
+            self.0.get(name)
+        }
+        fn check_files(&self, name: &str) -> Result<(), String> {
+            Err(format!("model file models/{name}/model.onnx is missing"))
+        }
+    }
+
+    #[test]
+    fn every_readiness_route_reports_missing_files_and_predictions_still_answer() {
+        let cfg = config(&[]);
+        let store = FilesGone(Fixed(Some(model())));
+        for path in [
+            "/health/ready",
+            "/v2/health/ready",
+            "/v2/models/bearing-lstm/ready",
+        ] {
+            let (status, body) = call(&cfg, &store, "GET", path, &[], "");
+            assert_eq!(status, 503, "{path}: {body}");
+            assert!(
+                body.to_string().contains("model.onnx is missing"),
+                "{path}: {body}"
+            );
+        }
+        assert_eq!(call(&cfg, &store, "GET", "/health/live", &[], "").0, 200);
+        let signal = format!("{{\"signal\": {:?}}}", vec![0.5f32; 8]);
+        assert_eq!(call(&cfg, &store, "POST", "/predict", &[], &signal).0, 200);
     }
 
     fn model() -> ServedModel {
