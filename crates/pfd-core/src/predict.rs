@@ -46,8 +46,27 @@ fn yes() -> bool {
     true
 }
 
+/// Samples as the fast decoder reads them (and as LSTM_PFD did: a Python float cast to float32):
+/// the number correctly rounded to `f64`, then to `f32`. A value beyond `f32` becomes ±inf, which
+/// validation refuses naming the sample; serde's own `f32` would refuse it as "number out of
+/// range" instead — a different message for the same body whenever an unknown key sends it down
+/// this path (found by the `lstm_pfd` fuzz target).
+fn samples<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<f32>, D::Error> {
+    let wide = Vec::<f64>::deserialize(d)?;
+    Ok(wide.into_iter().map(|x| x as f32).collect())
+}
+
+fn sample_lists<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Vec<f32>>, D::Error> {
+    let wide = Vec::<Vec<f64>>::deserialize(d)?;
+    Ok(wide
+        .into_iter()
+        .map(|s| s.into_iter().map(|x| x as f32).collect())
+        .collect())
+}
+
 #[derive(Deserialize)]
 struct PredictWire {
+    #[serde(deserialize_with = "samples")]
     signal: Vec<f32>,
     #[serde(default = "yes")]
     return_probabilities: bool,
@@ -57,6 +76,7 @@ struct PredictWire {
 
 #[derive(Deserialize)]
 struct BatchWire {
+    #[serde(deserialize_with = "sample_lists")]
     signals: Vec<Vec<f32>>,
     #[serde(default = "yes")]
     return_probabilities: bool,
@@ -336,40 +356,40 @@ fn fast_batch(body: &[u8], limits: &Limits) -> Option<BatchWire> {
 /// goes to serde, which decides. Panics on a disagreement; returns how many fast paths took it.
 #[cfg(any(test, feature = "testing"))]
 pub fn check_fast_paths_agree_with_serde(body: &[u8], limits: &Limits) -> usize {
+    type Decoded = (Vec<Vec<u32>>, bool, Option<i64>);
     let bits = |s: &[f32]| s.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-    let text = || String::from_utf8_lossy(body).into_owned();
+    let predict = |w: PredictWire| -> Decoded {
+        (
+            vec![bits(&w.signal)],
+            w.return_probabilities,
+            w.return_top_k,
+        )
+    };
+    let batch = |w: BatchWire| -> Decoded {
+        let signals = w.signals.iter().map(|s| bits(s)).collect();
+        (signals, w.return_probabilities, w.return_top_k)
+    };
+    let agree = |path: &str, fast: Decoded, slow: Result<Decoded, serde_json::Error>| {
+        let text = String::from_utf8_lossy(body);
+        match slow {
+            Ok(slow) => assert_eq!(fast, slow, "{path}: {text}"),
+            Err(e) => panic!("the fast {path} path accepted what serde refuses ({e}): {text}"),
+        }
+    };
     let mut taken = 0;
     if let Some(fast) = fast_predict(body, limits) {
-        let slow: PredictWire = serde_json::from_slice(body).unwrap_or_else(|e| {
-            panic!(
-                "fast /predict path accepted what serde refuses ({e}): {}",
-                text()
-            )
-        });
-        assert_eq!(bits(&fast.signal), bits(&slow.signal), "{}", text());
-        assert_eq!(
-            (fast.return_probabilities, fast.return_top_k),
-            (slow.return_probabilities, slow.return_top_k),
-            "{}",
-            text()
+        agree(
+            "/predict",
+            predict(fast),
+            serde_json::from_slice(body).map(predict),
         );
         taken += 1;
     }
     if let Some(fast) = fast_batch(body, limits) {
-        let slow: BatchWire = serde_json::from_slice(body).unwrap_or_else(|e| {
-            panic!(
-                "fast batch path accepted what serde refuses ({e}): {}",
-                text()
-            )
-        });
-        let fast_bits: Vec<_> = fast.signals.iter().map(|s| bits(s)).collect();
-        let slow_bits: Vec<_> = slow.signals.iter().map(|s| bits(s)).collect();
-        assert_eq!(fast_bits, slow_bits, "{}", text());
-        assert_eq!(
-            (fast.return_probabilities, fast.return_top_k),
-            (slow.return_probabilities, slow.return_top_k),
-            "{}",
-            text()
+        agree(
+            "batch",
+            batch(fast),
+            serde_json::from_slice(body).map(batch),
         );
         taken += 1;
     }
@@ -612,6 +632,10 @@ mod tests {
             br#"{"signal":[1],}"#,
             br#"{"signal":["1"]}"#,
             br#"{"signal":[1e400]}"#,
+            // Beyond f32 but not f64: both paths read ±inf (serde's own f32 refused it with
+            // another message; found by the lstm_pfd fuzz target).
+            br#"{"signal":[1e39]}"#,
+            br#"{"signals":[[1,2,3,4],[7E96,2,0,1 ]],"return_top_k":1}"#,
             br#"{"signal":[NaN]}"#,
             br#"{"signal":[1],"return_top_k":2.0}"#,
             br#"{"signal":[1],"return_top_k":99999999999999999999}"#,
@@ -626,7 +650,9 @@ mod tests {
             .iter()
             .map(|body| check_fast_paths_agree_with_serde(body, &LIMITS))
             .sum();
-        assert_eq!(fast, 5, "the five well-formed bodies take the fast path");
+        // The five well-formed bodies and the two beyond f32 (both paths read ±inf there, and
+        // validation refuses it naming the sample).
+        assert_eq!(fast, 7, "the well-formed bodies take the fast path");
     }
 
     #[test]
@@ -674,6 +700,11 @@ mod tests {
     #[test]
     fn non_finite_and_overflow_refused() {
         let e = invalid(parse_predict(br#"{"signal":[1,2,3,1e39]}"#, &LIMITS));
+        assert!(e[0].msg.contains("Sample 3"), "{}", e[0].msg);
+        // The same message when an unknown key sends the body down serde's path.
+        let slow = invalid(parse_predict(br#"{"x":1,"signal":[1,2,3,1e39]}"#, &LIMITS));
+        assert_eq!(slow[0].msg, e[0].msg);
+        let e = invalid(parse_batch(br#"{"x":1,"signals":[[1,2,3,7E96]]}"#, &LIMITS));
         assert!(e[0].msg.contains("Sample 3"), "{}", e[0].msg);
         let e = invalid(parse_predict(br#"{"signal":[1,NaN,3,4]}"#, &LIMITS));
         assert_eq!(e[0].kind, "json_invalid");
