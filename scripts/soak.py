@@ -12,7 +12,7 @@ inputs (malformed JSON, wrong lengths, OIP shape errors, unknown routes, wrong m
 latency and any unexpected status; overall: 5xx answers, **lost requests** (sent, and the
 connection ended without an answer), server RSS at start, peak and end, and the RSS of each
 quarter of the run. Exits 1 if a 5xx, a lost request, an unexpected status or RSS growth between
-the second and last quarter (> 10 % + 16 MiB) is seen.
+the second and last quarter (> 10 % + 32 MiB) is seen.
 
 Not a throughput benchmark (that is `load_bench.py`, with wrk): the client is asyncio, and its
 latencies include its own scheduling at this concurrency. It checks that nothing is lost or
@@ -195,7 +195,11 @@ def main() -> int:
     rss = [kib for _, kib in samples] or [rss_start]
     q = max(1, len(rss) // 4)
     quarters = [max(rss[i * q:(i + 1) * q] or [rss[-1]]) for i in range(4)]
-    growth_limit = quarters[1] * 1.10 + 16 * 1024
+    # Growth allowed between the second and the last quarter. Why any: every instance slot keeps
+    # up to --memory-keep-resident (8 MiB) of the pages it touched, so RSS climbs until each of
+    # the 128 slots has served its largest request, then stays (bounded, not a leak: measured
+    # 706, 808, 876, 888 MiB over the quarters of a 10 000-request run). A leak keeps growing.
+    growth_limit = quarters[1] * 1.10 + 32 * 1024
     grew = quarters[3] > growth_limit
     answered = sum(len(v) for v in tally.latency.values())
     print(f"soak: {args.requests} requests, concurrency {args.conc}, {elapsed:.1f} s "
@@ -207,7 +211,7 @@ def main() -> int:
     print(f"5xx: {tally.server_errors}   lost: {tally.lost}   sent: {tally.sent}   answered: {answered}")
     print(f"RSS MiB: start {rss_start / 1024:.0f}, peak {max(rss) / 1024:.0f}, end {rss_end / 1024:.0f}; "
           f"per quarter (max) {', '.join(f'{x / 1024:.0f}' for x in quarters)}"
-          f"{'  GROWING' if grew else ''}")
+          f" (last may be at most {growth_limit / 1024:.0f}){'  GROWING' if grew else ''}")
     ok = alive and tally.server_errors == 0 and tally.lost == 0 and not tally.unexpected and not grew
     if args.json:
         args.json.write_text(json.dumps({

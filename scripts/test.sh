@@ -5,7 +5,9 @@
 #      end-to-end tests against the component built in 1) and xtask;
 #   3. end-to-end tests: pfd-host serving the components, and `wasmtime serve` serving the
 #      portable one, over HTTP (tests/, pytest);
-#   4. deploy artifacts validated with the real tools (deploy/validate.sh).
+#   4. a 10 000-request soak (scripts/soak.py) and a short run of every fuzz target
+#      (scripts/fuzz.sh);
+#   5. deploy artifacts validated with the real tools (deploy/validate.sh).
 # Native tests run in the release profile: they share every compiled dependency (wasmtime,
 # cranelift…) with the release pfd-host instead of building them a second time.
 set -euo pipefail
@@ -41,6 +43,12 @@ step "end-to-end tests (pfd-host and wasmtime serve, component over HTTP)"
 source scripts/tools.sh
 echo "second host: $("$PFD_WASMTIME_BIN" --version)"
 PFD_REQUIRE_WASMTIME=1 "$PFD_VENV/bin/python" -m pytest tests -q -rs "$@"
+
+step "soak (10 000 mixed requests at concurrency 128: no 5xx, none lost, RSS settles)"
+PFD_HOST_BIN="$PFD_HOST_BIN" "$PFD_VENV/bin/python" scripts/soak.py --requests 10000 --conc 128
+
+step "fuzzing (each target for a short while on its committed corpus)"
+scripts/fuzz.sh --seconds "${PFD_FUZZ_SECONDS:-15}"
 
 step "deploy artifacts (helm, kubernetes schemas, promtool, hadolint, compose)"
 bash deploy/validate.sh
