@@ -2,7 +2,7 @@
 """Soak: many mixed requests at high concurrency against one pfd-host, and what it left behind.
 
     scripts/soak.py [--requests 100000] [--conc 128] [--component build/pfd-edge-nn.wasm]
-                    [--json out.json]
+                    [--json out.json] [--serve-arg=--flag=value ...]
 
 Starts pfd-host (`spin.toml`, the given component), then `--conc` keep-alive connections send
 `--requests` requests drawn (seeded) from a mix of what a deployment sees: LSTM_PFD `/predict` and
@@ -172,6 +172,8 @@ def main() -> int:
     ap.add_argument("--conc", type=int, default=128)
     ap.add_argument("--component", default="build/pfd-edge-nn.wasm")
     ap.add_argument("--seed", type=int, default=11)
+    ap.add_argument("--serve-arg", action="append", default=[],
+                    help="an extra `pfd-host serve` argument (repeat for more), e.g. --serve-arg=--memory-keep-resident=0")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--host-bin", default=os.environ.get(
         "PFD_HOST_BIN", str(Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "release" / "pfd-host")))
@@ -181,7 +183,7 @@ def main() -> int:
         tmp = Path(tmp)
         table = kinds(tmp)
         log = tmp / "pfd-host.log"
-        proc, addr = load_bench.start(args.host_bin, ["--component", args.component], log)
+        proc, addr = load_bench.start(args.host_bin, ["--component", args.component, *args.serve_arg], log)
         try:
             rss_start = load_bench.rss_kib(proc.pid)
             tally, samples, elapsed = asyncio.run(soak(addr, proc.pid, table, args.requests, args.conc, args.seed))
@@ -203,7 +205,7 @@ def main() -> int:
     grew = quarters[3] > growth_limit
     answered = sum(len(v) for v in tally.latency.values())
     print(f"soak: {args.requests} requests, concurrency {args.conc}, {elapsed:.1f} s "
-          f"({answered / elapsed:.0f} req/s), component {args.component}")
+          f"({answered / elapsed:.0f} req/s), component {args.component} {' '.join(args.serve_arg)}")
     print(f"{'kind':28} {'count':>7} {'p50 ms':>8} {'p99 ms':>8}  unexpected")
     for name, *_ in table:
         lat = tally.latency.get(name, [])
