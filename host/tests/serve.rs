@@ -868,14 +868,17 @@ fn one_client_address_cannot_hold_more_than_its_connections() {
     let mut held: Vec<TcpStream> = (0..4)
         .map(|_| TcpStream::connect(server.addr).unwrap())
         .collect();
-    // They are accepted (and counted) asynchronously: the fifth is refused once they are.
-    let refused = (0..50)
-        .map(|_| {
-            std::thread::sleep(Duration::from_millis(100));
-            server.request("GET", "/health", &[], b"")
-        })
-        .find(|r| r.status == 503)
-        .expect("a fifth connection is refused");
+    // Connections are counted when accepted and given back when the server has closed them,
+    // both asynchronously: poll for the status wanted.
+    let first = |path: &str, status: u16| {
+        (0..50)
+            .map(|_| {
+                std::thread::sleep(Duration::from_millis(100));
+                server.request("GET", path, &[], b"")
+            })
+            .find(|r| r.status == status)
+    };
+    let refused = first("/health", 503).expect("a fifth connection is refused");
     // The host error shape, without a request id: no request was read.
     let v = refused.json();
     assert_eq!(
@@ -890,17 +893,8 @@ fn one_client_address_cannot_hold_more_than_its_connections() {
 
     // One held connection closes: its slot comes back.
     drop(held.pop());
-    let served = (0..50)
-        .map(|_| {
-            std::thread::sleep(Duration::from_millis(100));
-            server.request("GET", "/health", &[], b"")
-        })
-        .find(|r| r.status == 200);
-    assert!(
-        served.is_some(),
-        "a slot is given back when a connection closes"
-    );
-    let metrics = String::from_utf8(server.request("GET", "/metrics", &[], b"").body).unwrap();
+    let metrics = first("/metrics", 200).expect("a slot is given back when a connection closes");
+    let metrics = String::from_utf8(metrics.body).unwrap();
     assert!(
         metrics
             .lines()
