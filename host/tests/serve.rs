@@ -84,6 +84,26 @@ impl Server {
     fn log_lines(&self) -> Vec<String> {
         self.logs.try_iter().collect()
     }
+
+    /// The log lines written so far, waiting (up to 10 s) until each of `needles` is in one:
+    /// a line reaches the test through a pipe and a reader thread, after the answer it goes with.
+    fn logs_containing(&self, needles: &[&str]) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut logs = self.log_lines().join("\n");
+        while !needles.iter().all(|n| logs.contains(n)) {
+            match self
+                .logs
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            {
+                Ok(line) => {
+                    logs.push('\n');
+                    logs.push_str(&line);
+                }
+                Err(_) => break,
+            }
+        }
+        logs
+    }
 }
 
 struct Reply {
@@ -247,12 +267,11 @@ fn serves_health_with_request_ids_and_shuts_down_cleanly() {
     assert_ne!(generated, "trace-abc.123");
 
     // The access log has one line per request, with the id.
-    std::thread::sleep(Duration::from_millis(100));
-    let logs = server.log_lines();
+    let logs = server.logs_containing(&["trace-abc.123"]);
     assert!(
-        logs.iter()
+        logs.lines()
             .any(|l| l.contains("trace-abc.123") && l.contains("\"status\":200")),
-        "{logs:#?}"
+        "{logs}"
     );
 
     let status = server.terminate();
@@ -846,13 +865,12 @@ fn guest_faults_are_answered_and_other_requests_keep_their_latency() {
             during.get(during.len() / 2)
         );
     }
-    let logs = server.log_lines().join("\n");
+    let cut = "exceeds --max-response-bytes";
+    let refused = "announces more than --max-response-bytes";
+    let logs = server.logs_containing(&[cut, refused]);
+    assert!(logs.contains(cut), "the cut response is logged:\n{logs}");
     assert!(
-        logs.contains("exceeds --max-response-bytes"),
-        "the cut response is logged:\n{logs}"
-    );
-    assert!(
-        logs.contains("announces more than --max-response-bytes"),
+        logs.contains(refused),
         "the refused response is logged:\n{logs}"
     );
     // Every fault's instance was released: the host still drains cleanly.
