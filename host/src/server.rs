@@ -115,6 +115,14 @@ pub const METRICS_PATH: &str = "/metrics";
 /// keep-alive connections are closed after it too, which clients handle by reconnecting.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The most bytes a request head (request line and headers) may take; more is a 431.
+/// Why: without it hyper's only bound is its read buffer (~400 kB), checked after each read — a
+/// large head that arrives in one read can slip past it (seen on CI: a 500 kB header answered
+/// 200). hyper checks this one on the parsed head, so the bound holds however the bytes arrive.
+/// 128 KiB leaves room for hyper's own 64 KiB URI limit (414) to apply first; real heads are a
+/// few hundred bytes.
+const MAX_HEAD_BYTES: usize = 128 * 1024;
+
 /// Why 1 s: a client that has just connected sends its request head within a round trip or
 /// two; a connection silent for a second after the drain is an idle keep-alive, safe to close.
 const CONNECTION_SETTLE: Duration = Duration::from_secs(1);
@@ -185,6 +193,7 @@ pub async fn serve(
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_header_size(MAX_HEAD_BYTES)
         .keep_alive(true)
         // Why: a client that sends its whole request and then shuts down its write side
         // (HTTP/1.0 tools, `nc -N`, some embedded clients) still waits for the answer; by
