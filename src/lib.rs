@@ -89,6 +89,7 @@ fn answer(req: &Request) -> pfd_core::http::Response {
     let core_req = CoreRequest {
         method: &method,
         path: req.path(),
+        query: req.query(),
         headers: &headers,
         body: req.body(),
     };

@@ -32,6 +32,7 @@ fuzz_target!(|data: &[u8]| {
     common::answer(&Request {
         method: "POST",
         path: "/v2/models/bearing-lstm/infer",
+        query: "",
         headers: &headers,
         body,
     });

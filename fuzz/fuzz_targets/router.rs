@@ -21,6 +21,7 @@ fuzz_target!(|data: &[u8]| {
     common::answer(&Request {
         method: &method,
         path: &path,
+        query: "",
         headers: &headers,
         body,
     });

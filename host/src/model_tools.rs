@@ -16,6 +16,7 @@
 //! I/O error (a model path that does not exist, an unwritable `--out`).
 
 pub mod backends;
+pub mod calibrate;
 pub mod compare;
 pub mod onnx_info;
 pub mod reference;
@@ -47,6 +48,10 @@ pub enum ModelCommand {
     /// on fresh generator records, batch-1 latency p50/p95/p99 and speedup per backend. Prints a
     /// Markdown table; writes compare.md, compare.json and compare.svg to --out.
     Compare(compare::CompareArgs),
+    /// Fit the unknown-condition score of /diagnose on calibration records (per predicted class:
+    /// the features' mean and spread; the threshold at --quantile), report the flagged share of
+    /// held-out and out-of-distribution records, and print the card's "unknown" object.
+    CalibrateUnknown(calibrate::CalibrateArgs),
 }
 
 /// Runs a `model` subcommand and maps its outcome to the exit status.
@@ -54,6 +59,7 @@ pub fn run(args: ModelArgs) -> ExitCode {
     let outcome = match &args.command {
         ModelCommand::Validate(a) => validate::run(a),
         ModelCommand::Compare(a) => compare::run(a),
+        ModelCommand::CalibrateUnknown(a) => calibrate::run(a),
     };
     match outcome {
         Ok(true) => ExitCode::SUCCESS,

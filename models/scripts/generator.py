@@ -177,10 +177,14 @@ def _time_axis(length: int, fs: int) -> np.ndarray:
 class _Ctx:
     """Per-record operating point shared by the mechanisms."""
 
-    def __init__(self, rng: np.random.Generator, length: int, fs: int):
+    def __init__(self, rng: np.random.Generator, length: int, fs: int, shaft_hz: float | None = None,
+                 defect: tuple[str, float] | None = None):
         self.rng, self.n, self.fs = rng, length, fs
         self.t = _time_axis(length, fs)
         self.f0 = float(rng.uniform(15.0, 60.0))  # shaft speed, Hz
+        if shaft_hz is not None:  # drawn anyway: the rest of the record's stream stays the same
+            self.f0 = float(shaft_hz)
+        self.defect = defect
         eps = float(rng.uniform(0.0, 0.01))  # relative speed fluctuation
         fm = float(rng.uniform(0.1, 1.0))  # its rate, Hz
         phm = float(rng.uniform(0, TWO_PI))
@@ -333,12 +337,17 @@ def _wear(c: _Ctx) -> np.ndarray:
     for k in range(1, int(rng.integers(8, 21)) + 1):
         x += c.harmonic(k, floor * rng.uniform(0.5, 1.0) / k**0.3)
     ratio = rng.uniform(3.0, 5.5)  # defect frequency / shaft speed
+    if c.defect is not None:  # a named bearing's BPFO/BPFI order (see generate(defect=...))
+        ratio = float(c.defect[1])
     pos = _crossings(ratio * c.cyc, float(rng.uniform(0, 1)))
     period = c.fs / (ratio * c.f0)
     slip = max(1, int(rng.uniform(0.01, 0.02) * period))
     pos = np.clip(pos + rng.integers(-slip, slip + 1, pos.size), 0, c.n - 1)
     amp = rng.uniform(0.4, 1.2) * rng.uniform(0.7, 1.3, pos.size)
-    if rng.random() < 0.5:  # inner-race-like: load-zone modulation at 1x
+    inner = rng.random() < 0.5
+    if c.defect is not None:
+        inner = c.defect[0] == "bpfi"
+    if inner:  # inner-race-like: load-zone modulation at 1x
         amp = amp * (0.55 + 0.45 * np.cos(TWO_PI * c.cyc[pos] + rng.uniform(0, TWO_PI)))
     _add_impulses(x, pos, amp, c.kernel)
     n_r = int(rng.poisson(rng.uniform(5.0, 30.0) * c.n / c.fs))  # random impacts
@@ -368,12 +377,21 @@ def _oil_whirl(c: _Ctx) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 # public API
 # --------------------------------------------------------------------------------------------
-def generate(class_index: int, rng: np.random.Generator, length: int = SIGNAL_LENGTH, fs: int = SAMPLE_RATE) -> np.ndarray:
-    """One raw (un-normalised) record of condition ``class_index``: float32 array of ``length``."""
+def generate(class_index: int, rng: np.random.Generator, length: int = SIGNAL_LENGTH, fs: int = SAMPLE_RATE,
+             shaft_hz: float | None = None, defect: tuple[str, float] | None = None) -> np.ndarray:
+    """One raw (un-normalised) record of condition ``class_index``: float32 array of ``length``.
+
+    ``shaft_hz`` fixes the shaft speed instead of drawing it; ``defect`` = ``("bpfo" | "bpfi",
+    order)`` makes a Wear record's impulse train run at ``order`` x the shaft speed, outer-race
+    (no load-zone modulation) or inner-race (modulated at 1x) — a named bearing's BPFO or BPFI.
+    Both leave every other draw as it is, and the defaults (None) give exactly the training
+    distribution."""
     if not 0 <= int(class_index) < NUM_CLASSES:
         raise ValueError(f"class_index must be in [0, {NUM_CLASSES}), got {class_index}")
     ci = int(class_index)
-    c = _Ctx(rng, int(length), int(fs))
+    if defect is not None and defect[0] not in ("bpfo", "bpfi"):
+        raise ValueError(f"defect must be ('bpfo' | 'bpfi', order), got {defect!r}")
+    c = _Ctx(rng, int(length), int(fs), shaft_hz, defect)
     if ci == 2:  # Imbalance: strong 1x replaces the residual one
         x = _baseline(c, r1=0.0) + _imbalance(c, rng.uniform(2.0, 5.0))
     elif ci == 8:  # Misalignment + Imbalance
@@ -404,6 +422,39 @@ def generate(class_index: int, rng: np.random.Generator, length: int = SIGNAL_LE
     dc = np.float32(rng.uniform(-0.02, 0.02))
     x += dc
     x *= gain
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
+OOD_KINDS = ("white_noise", "chirp", "sine", "clipped", "flat")
+
+
+def ood(kind: str, rng: np.random.Generator, length: int = SIGNAL_LENGTH, fs: int = SAMPLE_RATE) -> np.ndarray:
+    """A record of a condition the model never saw (for the unknown-condition flag):
+
+    - ``white_noise``: Gaussian noise, any level;
+    - ``chirp``: a linear sweep over a random band between 1 Hz and 0.45 fs;
+    - ``sine``: one pure tone outside the training's shaft range (1-12 Hz or 70 Hz-4 kHz);
+    - ``clipped``: an in-distribution record overdriven 5-50x into a +-1 full scale;
+    - ``flat``: a constant (a disconnected sensor), zero or a DC level.
+    """
+    t = _time_axis(length, fs)
+    level = float(np.exp(rng.uniform(np.log(0.1), np.log(10.0))))
+    if kind == "white_noise":
+        x = rng.standard_normal(length) * level
+    elif kind == "chirp":
+        f_a, f_b = np.sort(rng.uniform(1.0, 0.45 * fs, 2))
+        dur = length / fs
+        x = level * np.sin(TWO_PI * (f_a * t + (f_b - f_a) / (2 * dur) * t * t))
+    elif kind == "sine":
+        f = rng.uniform(1.0, 12.0) if rng.random() < 0.3 else float(np.exp(rng.uniform(np.log(70.0), np.log(4000.0))))
+        x = level * np.sin(TWO_PI * f * t + rng.uniform(0, TWO_PI))
+    elif kind == "clipped":
+        base = generate(int(rng.integers(0, NUM_CLASSES)), rng, length, fs)
+        x = np.clip(base / np.max(np.abs(base)) * rng.uniform(5.0, 50.0), -1.0, 1.0)
+    elif kind == "flat":
+        x = np.full(length, 0.0 if rng.random() < 0.5 else rng.uniform(-1.0, 1.0))
+    else:
+        raise ValueError(f"kind must be one of {OOD_KINDS}, got {kind!r}")
     return np.ascontiguousarray(x, dtype=np.float32)
 
 

@@ -55,6 +55,10 @@ pub struct ModelCard {
     pub num_parameters: Option<u64>,
     #[serde(default)]
     pub reference: Option<ReferenceSpec>,
+    /// The "unknown condition" calibration (`pfd-host model calibrate-unknown`); without it
+    /// `/diagnose` applies only its input checks.
+    #[serde(default)]
+    pub unknown: Option<pfd_signal::unknown::Calibration>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -105,6 +109,8 @@ pub enum CardError {
     NoClasses,
     #[error("model card's signal_length is 0")]
     ZeroLength,
+    #[error("model card's unknown-condition calibration does not fit: {0}")]
+    Unknown(String),
 }
 
 impl ModelCard {
@@ -116,6 +122,11 @@ impl ModelCard {
         }
         if card.signal_length == 0 {
             return Err(CardError::ZeroLength);
+        }
+        if let Some(unknown) = &card.unknown {
+            unknown
+                .check(card.class_names.len())
+                .map_err(CardError::Unknown)?;
         }
         Ok(card)
     }
@@ -133,6 +144,7 @@ impl ModelCard {
             output: default_output(),
             num_parameters: None,
             reference: None,
+            unknown: None,
         }
     }
 

@@ -18,6 +18,8 @@ pub struct Config {
     pub api_keys: Vec<String>,
     /// Most signals one `/predict/batch` may carry (LSTM_PFD's MAX_BATCH_SIZE).
     pub max_batch_size: usize,
+    /// The longest recording `/diagnose` accepts, seconds.
+    pub max_record_seconds: usize,
     /// Signals per engine call: a batch is run in chunks of this size (LSTM_PFD's BATCH_SIZE).
     pub engine_batch_size: usize,
     /// Makes `/health` answer 503 while not ready (for probes that can only use `/health`).
@@ -77,6 +79,13 @@ pub const SETTINGS: &[Setting] = &[
         legacy: Some("BATCH_SIZE"),
         default: "32",
         help: "signals per engine call",
+        secret: false,
+    },
+    Setting {
+        name: "PFD_MAX_RECORD_SECONDS",
+        legacy: None,
+        default: "600",
+        help: "longest recording /diagnose accepts, in seconds (longer: 413)",
         secret: false,
     },
     Setting {
@@ -168,6 +177,7 @@ impl Config {
             max_batch_size: positive("PFD_MAX_BATCH_SIZE")?,
             engine_batch_size: positive("PFD_BATCH_SIZE")?,
             strict_health: flag("PFD_STRICT_HEALTH")?,
+            max_record_seconds: positive("PFD_MAX_RECORD_SECONDS")?,
             nn_device: get("PFD_NN_DEVICE"),
         })
     }

@@ -8,6 +8,8 @@ pub struct Request<'a> {
     pub method: &'a str,
     /// The path without the query string, e.g. `/predict/batch`.
     pub path: &'a str,
+    /// The query string without the `?` (empty when there is none), still percent-encoded.
+    pub query: &'a str,
     /// Header names in lower case.
     pub headers: &'a [(String, String)],
     pub body: &'a [u8],

@@ -4,7 +4,8 @@
 //! compiles natively and to `wasm32-wasip1`: the LSTM_PFD request/response schemas and their
 //! validation ([`predict`]), the Open Inference Protocol v2 ([`oip`]), FastAPI-compatible
 //! error bodies ([`errors`]), the route table ([`router`]), softmax/top-k ([`postprocess`]),
-//! model cards ([`card`]), settings ([`config`]), which WASI preopen holds a path ([`mounts`])
+//! model cards ([`card`]), settings ([`config`]), real recordings (`/diagnose`, [`diagnose`], on
+//! top of the `pfd-signal` crate), which WASI preopen holds a path ([`mounts`])
 //! and the [`engine::InferenceEngine`] trait that backends implement.
 //!
 //! The crate does no I/O. The Spin component (`src/`) and the native host (`host/`) are thin
@@ -15,6 +16,7 @@
 pub mod auth;
 pub mod card;
 pub mod config;
+pub mod diagnose;
 pub mod engine;
 pub mod errors;
 pub mod floats;

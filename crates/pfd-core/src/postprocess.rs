@@ -10,20 +10,8 @@ pub fn softmax(logits: &[f32]) -> Vec<f32> {
     exps.into_iter().map(|e| e / sum).collect()
 }
 
-/// Index of the largest value (the first one on ties).
-pub fn argmax(values: &[f32]) -> usize {
-    values
-        .iter()
-        .enumerate()
-        .fold((0, f32::NEG_INFINITY), |best, (i, &v)| {
-            if v > best.1 {
-                (i, v)
-            } else {
-                best
-            }
-        })
-        .0
-}
+/// Index of the largest value (the first one on ties); one implementation for every route.
+pub use pfd_signal::windows::argmax;
 
 /// Class-name → probability, serialised as a JSON object in insertion order (class order, or
 /// most likely first for top-k).

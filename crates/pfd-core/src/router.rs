@@ -154,9 +154,14 @@ const ROUTES: &[Route] = &[
         protected: true,
         handler: predict_batch,
     },
+    Route {
+        method: "POST",
+        path: "/diagnose",
+        protected: true,
+        handler: crate::diagnose::diagnose,
+    },
 ];
 
-/// Answers one request.
 /// Probe routes: what orchestrators poll. Never rate limited; left out of the SLIs.
 pub const PROBES: &[&str] = &[
     "/health",
@@ -544,6 +549,98 @@ mod tests {
     }
 
     #[test]
+    fn diagnose_windows_a_recording_and_answers_its_errors_in_the_api_shape() {
+        let cfg = config(&[]);
+        let store = Fixed(Some(model()));
+        let ct = [("content-type", "application/json")];
+        // 24 samples of 2.0 at the model's rate: windows of 8 at a hop of 4, every one class 2.
+        let body = format!(
+            r#"{{"signal": {:?}, "sample_rate": 20480}}"#,
+            vec![2.0f32; 24]
+        );
+        let (status, v) = call(&cfg, &store, "POST", "/diagnose", &ct, &body);
+        assert_eq!(status, 200, "{v}");
+        assert_eq!(v["diagnosis"]["class"], 2);
+        assert_eq!(v["diagnosis"]["agreement"], 1.0);
+        assert_eq!(v["windows"].as_array().unwrap().len(), 5);
+        assert_eq!(v["windows"][1]["start_s"], 4.0 / 20480.0);
+        assert_eq!(v["input"]["format"], "json");
+        // A constant signal is a flat line: flagged whatever the network says.
+        assert_eq!(v["unknown"]["flag"], true);
+        assert!(v["unknown"]["reasons"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("flat line"));
+        for (query, ct, body, status, message) in [
+            ("", "image/png", "x", 415, "is not a recording format"),
+            (
+                "",
+                "application/json",
+                r#"{"signal": [1, 2], "sample_rate": 20480}"#,
+                422,
+                "the model needs at least",
+            ),
+            (
+                "?rpm=0",
+                "application/json",
+                &body,
+                422,
+                "rpm must be positive",
+            ),
+            ("?bearing=6205", "application/json", &body, 422, "add rpm="),
+            (
+                "?rpm=1800&bearing=x",
+                "application/json",
+                &body,
+                422,
+                "known bearings: 6203",
+            ),
+            (
+                "?model=nope",
+                "application/json",
+                &body,
+                404,
+                "\"nope\" is not available",
+            ),
+            (
+                "?hop_s=0.0000001",
+                "application/json",
+                &format!(
+                    r#"{{"signal": {:?}, "sample_rate": 20480}}"#,
+                    vec![1.0f32; 20000]
+                ),
+                422,
+                "at most 2048",
+            ),
+        ] {
+            let (got, v) = call(
+                &cfg,
+                &store,
+                "POST",
+                &format!("/diagnose{query}"),
+                &[("content-type", ct)],
+                body,
+            );
+            assert_eq!(got, status, "{query} {ct}: {v}");
+            assert!(
+                v["error"].as_str().unwrap().contains(message),
+                "{query}: {v}"
+            );
+            assert!(
+                v["detail"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with(&status.to_string()),
+                "{v}"
+            );
+        }
+        let long = config(&[("PFD_MAX_RECORD_SECONDS", "1")]);
+        let body = format!(r#"{{"signal": {:?}, "sample_rate": 8}}"#, vec![1.0f32; 24]);
+        let (got, v) = call(&long, &store, "POST", "/diagnose", &ct, &body);
+        assert_eq!(got, 413, "{v}");
+    }
+
+    #[test]
     fn every_readiness_route_reports_missing_files_and_predictions_still_answer() {
         let cfg = config(&[]);
         let store = FilesGone(Fixed(Some(model())));
@@ -593,6 +690,7 @@ mod tests {
         headers: &[(&str, &str)],
         body: &str,
     ) -> (u16, Value) {
+        let (path, query) = path.split_once('?').unwrap_or((path, ""));
         let headers: Vec<(String, String)> = headers
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -605,6 +703,7 @@ mod tests {
             &Request {
                 method,
                 path,
+                query,
                 headers: &headers,
                 body: body.as_bytes(),
             },
@@ -646,6 +745,7 @@ mod tests {
             &Request {
                 method: "POST",
                 path: "/v2/models/bearing-lstm/infer",
+                query: "",
                 headers: &[],
                 body,
             },
@@ -676,6 +776,7 @@ mod tests {
             &Request {
                 method: "POST",
                 path: "/v2/models/bearing-lstm/infer",
+                query: "",
                 headers: &headers,
                 body: &body,
             },
@@ -703,6 +804,7 @@ mod tests {
                 &Request {
                     method,
                     path,
+                    query: "",
                     headers: &[],
                     body,
                 },
@@ -738,6 +840,7 @@ mod tests {
             &Request {
                 method: "POST",
                 path: "/predict",
+                query: "",
                 headers: &[],
                 body: br#"{"signal":[1,1,1,1,1,1,1,1]}"#,
             },
@@ -858,6 +961,7 @@ mod tests {
                 &Request {
                     method: "POST",
                     path,
+                    query: "",
                     headers,
                     body,
                 },

@@ -136,6 +136,7 @@ mod tests {
         let plain = Request {
             method: "GET",
             path: "/",
+            query: "",
             headers: &[],
             body: b"",
         };

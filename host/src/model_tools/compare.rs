@@ -147,10 +147,41 @@ struct Results {
 }
 
 /// Fresh records: samples and (maybe) labels.
-struct Records {
-    what: String,
-    data: Vec<f32>,
-    labels: Option<Vec<usize>>,
+pub(crate) struct Records {
+    pub what: String,
+    /// `[n, length]`, row-major.
+    pub data: Vec<f32>,
+    pub labels: Option<Vec<usize>>,
+}
+
+/// Records from a raw little-endian float32 file `[n, length]`, with labels from `FILE.json`
+/// (`{"labels": [...]}`, as `generator.py --raw-f32 FILE … > FILE.json` writes) when it has one
+/// per record.
+pub(crate) fn read_records_file(file: &Path, length: usize) -> Result<Records> {
+    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    if bytes.is_empty() || bytes.len() % (4 * length) != 0 {
+        bail!(
+            "{}: {} bytes is not a whole number of {length}-sample float32 records",
+            file.display(),
+            bytes.len()
+        );
+    }
+    let data: Vec<f32> = bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    let n = data.len() / length;
+    let side = PathBuf::from(format!("{}.json", file.display()));
+    let labels = std::fs::read(&side)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| serde_json::from_value::<Vec<usize>>(v.get("labels")?.clone()).ok())
+        .filter(|l| l.len() == n);
+    Ok(Records {
+        what: format!("{n} records from {}", file_name(file)),
+        data,
+        labels,
+    })
 }
 
 pub fn run(args: &CompareArgs) -> Result<bool> {
@@ -372,30 +403,7 @@ fn python(explicit: Option<&Path>) -> PathBuf {
 
 fn fresh_records(args: &CompareArgs, fa: &ModelFiles, length: usize) -> Result<Option<Records>> {
     if let Some(file) = &args.records_file {
-        let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-        if bytes.is_empty() || bytes.len() % (4 * length) != 0 {
-            bail!(
-                "{}: {} bytes is not a whole number of {length}-sample float32 records",
-                file.display(),
-                bytes.len()
-            );
-        }
-        let data: Vec<f32> = bytes
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect();
-        let n = data.len() / length;
-        let side = PathBuf::from(format!("{}.json", file.display()));
-        let labels = std::fs::read(&side)
-            .ok()
-            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-            .and_then(|v| serde_json::from_value::<Vec<usize>>(v.get("labels")?.clone()).ok())
-            .filter(|l| l.len() == n);
-        return Ok(Some(Records {
-            what: format!("{n} records from {}", file_name(file)),
-            data,
-            labels,
-        }));
+        return read_records_file(file, length).map(Some);
     }
     if args.records == 0 {
         return Ok(None);
