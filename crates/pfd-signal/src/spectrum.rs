@@ -63,9 +63,7 @@ pub fn analyse(x: &[f32], rate: f64, nyquist_hz: f64) -> Spectra {
     let mut planner = RealFftPlanner::<f32>::new();
     let forward = planner.plan_fft_forward(segment);
     let inverse: Arc<dyn Fft<f32>> = FftPlanner::new().plan_fft_inverse(segment);
-    let window: Vec<f32> = (0..segment)
-        .map(|i| 0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / segment as f64).cos() as f32)
-        .collect();
+    let window = hann(segment);
     let gain = 2.0 / window.iter().map(|&w| w as f64).sum::<f64>();
     let resolution_hz = rate / segment as f64;
     let band = (
@@ -120,6 +118,13 @@ pub fn analyse(x: &[f32], rate: f64, nyquist_hz: f64) -> Spectra {
         envelope_band_hz: band,
         segments: picked.len(),
     }
+}
+
+/// The periodic Hann window of `n` samples (every windowed FFT of this crate uses it).
+pub fn hann(n: usize) -> Vec<f32> {
+    (0..n)
+        .map(|i| 0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / n as f64).cos() as f32)
+        .collect()
 }
 
 fn add_magnitudes(

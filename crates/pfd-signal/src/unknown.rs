@@ -91,15 +91,14 @@ pub fn features(windows: &[&[f32]], logits: &[Vec<f32>], rate: f64) -> Features 
     let lo = ((FEATURE_BAND_HZ.0 / resolution).ceil() as usize).max(1);
     let hi =
         ((FEATURE_BAND_HZ.1.min(rate * 0.45) / resolution).floor() as usize).min(output.len() - 1);
+    let window = crate::spectrum::hann(length);
     let mut sums = [0.0f64; 5];
     for &w in &picked {
         let x = windows[w];
         let ind = indicators(x);
         let mean = crate::mean(x) as f32;
-        let n = length as f64;
-        for (i, (v, &s)) in input.iter_mut().zip(x).enumerate() {
-            let hann = 0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / n).cos();
-            *v = (s - mean) * hann as f32;
+        for ((v, &s), &h) in input.iter_mut().zip(x).zip(&window) {
+            *v = (s - mean) * h;
         }
         fft.process(&mut input, &mut output)
             .expect("sizes match the plan");
@@ -111,7 +110,7 @@ pub fn features(windows: &[&[f32]], logits: &[Vec<f32>], rate: f64) -> Features 
         let (flatness, non_tonal, tonal) = if total > 0.0 {
             let tiny = 1e-12 * power.iter().fold(0.0f64, |m, &p| m.max(p));
             let log_mean = power.iter().map(|&p| (p + tiny).ln()).sum::<f64>() / power.len() as f64;
-            let k = crate::windows::argmax(&power.iter().map(|&p| p as f32).collect::<Vec<_>>());
+            let k = crate::windows::argmax(&power);
             let line: f64 = power[k.saturating_sub(3)..(k + 4).min(power.len())]
                 .iter()
                 .sum();

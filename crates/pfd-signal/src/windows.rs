@@ -32,19 +32,18 @@ pub struct Aggregate {
     pub mean_probabilities: Vec<f32>,
 }
 
-/// Index of the largest value (the first of equals).
-pub fn argmax(values: &[f32]) -> usize {
-    values
-        .iter()
-        .enumerate()
-        .fold((0, f32::NEG_INFINITY), |best, (i, &v)| {
-            if v > best.1 {
-                (i, v)
-            } else {
-                best
-            }
-        })
-        .0
+/// Index of the largest value: the first of equals, NaNs never chosen, 0 when nothing
+/// qualifies (an empty slice, or only NaNs).
+pub fn argmax<T: PartialOrd + Copy>(values: &[T]) -> usize {
+    let mut best: Option<(usize, T)> = None;
+    for (i, &v) in values.iter().enumerate() {
+        // A NaN compares with nothing, itself included.
+        let is_number = v.partial_cmp(&v).is_some();
+        if is_number && best.is_none_or(|(_, b)| v > b) {
+            best = Some((i, v));
+        }
+    }
+    best.map_or(0, |(i, _)| i)
 }
 
 /// Soft vote over windows' probabilities (each a row of `classes` values; at least one row).
@@ -78,6 +77,14 @@ mod tests {
         assert_eq!(starts(4, 4, 2), vec![0]);
         assert_eq!(starts(11, 4, 4), vec![0, 4]);
         assert!(starts(3, 4, 2).is_empty());
+    }
+
+    #[test]
+    fn argmax_takes_the_first_largest_number() {
+        assert_eq!(argmax(&[1.0f32, 3.0, 3.0, 2.0]), 1);
+        assert_eq!(argmax(&[f32::NAN, 1.0, 0.5]), 1);
+        assert_eq!(argmax(&[f64::NEG_INFINITY, -1.0]), 1);
+        assert_eq!(argmax::<f32>(&[]), 0);
     }
 
     #[test]
