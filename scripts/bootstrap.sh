@@ -62,7 +62,18 @@ if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip1; then
   fi
 fi
 
-# 2. Python: numpy for the data generator; pytest + tritonclient for the end-to-end tests;
+# 2. A browser for the page's tests (tests/test_ui.py): Debian's chromium and its driver.
+#    Optional on a developer machine without root (the browser tests then skip); CI runs as
+#    root, installs them here and requires them (PFD_REQUIRE_BROWSER=1 in .ci/run).
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+  if [ "$(id -u)" = 0 ]; then
+    apt_install chromium chromium-driver
+  else
+    log "no chromium/chromedriver: the browser tests will skip (sudo apt-get install chromium chromium-driver)"
+  fi
+fi
+
+# 3. Python: numpy for the data generator; pytest + tritonclient for the end-to-end tests;
 #    onnxruntime ships the libonnxruntime.so that pfd-host links against.
 REQS="$ROOT/tests/requirements.txt"
 STAMP="$PFD_VENV/.requirements.sha256"

@@ -59,6 +59,10 @@ impl Drop for File {
 }
 
 fn open(path: &str) -> io::Result<File> {
+    open_with(path, 0, wasi::RIGHTS_FD_READ | wasi::RIGHTS_FD_FILESTAT_GET)
+}
+
+fn open_with(path: &str, oflags: wasi::Oflags, rights: wasi::Rights) -> io::Result<File> {
     let preopens = preopens();
     let names: Vec<&str> = preopens.iter().map(|(_, n)| n.as_str()).collect();
     let (index, relative) = pfd_core::mounts::resolve(&names, path)
@@ -69,8 +73,8 @@ fn open(path: &str) -> io::Result<File> {
             preopens[index].0,
             wasi::LOOKUPFLAGS_SYMLINK_FOLLOW,
             relative,
-            0,
-            wasi::RIGHTS_FD_READ | wasi::RIGHTS_FD_FILESTAT_GET,
+            oflags,
+            rights,
             0,
             0,
         )
@@ -113,8 +117,51 @@ pub fn read(path: &str) -> io::Result<Vec<u8>> {
     }
 }
 
-/// The size of the file at `path`, in bytes (the wasi-nn build reports it for host-run models).
-#[cfg_attr(not(feature = "wasi-nn"), allow(dead_code))]
+/// The size of the file at `path`, in bytes.
 pub fn size(path: &str) -> io::Result<u64> {
     open(path)?.size()
+}
+
+/// The names of the entries of the directory `path` other than regular files (directories,
+/// and links that may lead to one, as Kubernetes volumes mount them), without `.` and `..`, in
+/// the host's order.
+pub fn subdirectories(path: &str) -> io::Result<Vec<String>> {
+    let dir = open_with(path, wasi::OFLAGS_DIRECTORY, wasi::RIGHTS_FD_READDIR)?;
+    // A dirent is 24 bytes (next cookie u64, inode u64, name length u32, type u8, padding)
+    // followed by the name; the host fills the buffer and truncates the last entry when it does
+    // not fit, so entries are read up to the last whole one and the next call resumes there.
+    const HEADER: usize = 24;
+    let mut names = Vec::new();
+    let mut buf = vec![0u8; 16 << 10];
+    let mut cookie: wasi::Dircookie = 0;
+    loop {
+        // SAFETY: the host writes at most `buf.len()` bytes into `buf` and says how many.
+        let filled = unsafe { wasi::fd_readdir(dir.0, buf.as_mut_ptr(), buf.len(), cookie) }
+            .map_err(errno)?;
+        let mut at = 0;
+        let mut progressed = false;
+        while at + HEADER <= filled {
+            let field = |from: usize, len: usize| &buf[at + from..at + from + len];
+            let next = u64::from_le_bytes(field(0, 8).try_into().expect("8 bytes"));
+            let name_len = u32::from_le_bytes(field(16, 4).try_into().expect("4 bytes")) as usize;
+            let kind = buf[at + 20];
+            if at + HEADER + name_len > filled {
+                break;
+            }
+            let name = String::from_utf8_lossy(field(HEADER, name_len)).into_owned();
+            if kind != wasi::FILETYPE_REGULAR_FILE.raw() && name != "." && name != ".." {
+                names.push(name);
+            }
+            cookie = next;
+            progressed = true;
+            at += HEADER + name_len;
+        }
+        if filled < buf.len() {
+            return Ok(names);
+        }
+        if !progressed {
+            // One entry larger than the buffer: grow it and read that entry again.
+            buf.resize(buf.len() * 2, 0);
+        }
+    }
 }

@@ -118,6 +118,20 @@ impl GuestModels {
 }
 
 impl ModelStore for GuestModels {
+    /// The folders of the model directory that hold a `model.onnx`, sorted.
+    fn names(&self) -> Result<Vec<String>, String> {
+        let mut names: Vec<String> = files::subdirectories(&self.dir)
+            .map_err(|e| format!("model directory {}: {e}", self.dir))?
+            .into_iter()
+            .filter(|name| {
+                model_folder(&self.dir, name)
+                    .is_ok_and(|folder| files::size(&format!("{folder}/model.onnx")).is_ok())
+            })
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
     fn get(&self, name: &str) -> Result<&ServedModel, String> {
         #[cfg(feature = "wasi-nn")]
         if let Some(model) = self.wasi_nn(name) {

@@ -7,7 +7,7 @@ import pytest
 import tritonclient.http as tc
 from tritonclient.utils import InferenceServerException
 
-from conftest import SIGNAL_LENGTH
+from conftest import ROOT, SIGNAL_LENGTH
 
 MODEL = "bearing-lstm"
 
@@ -40,6 +40,16 @@ def test_model_metadata_and_ready(client, card):
     assert client.is_model_ready(MODEL)
     assert client.is_model_ready(MODEL, model_version=card["version"])
     assert not client.is_model_ready("no-such-model")
+
+
+def test_repository_index_lists_every_model_folder(client, card):
+    """Triton's POST /v2/repository/index, as tritonclient calls it: the committed model folders
+    (not models/scripts, which holds no model.onnx), each READY with its version."""
+    index = client.get_model_repository_index()
+    folders = sorted(p.parent.name for p in (ROOT / "models").glob("*/model.onnx"))
+    assert [m["name"] for m in index] == folders
+    assert all(m["state"] == "READY" for m in index), index
+    assert next(m for m in index if m["name"] == MODEL)["version"] == card["version"]
 
 
 @pytest.mark.parametrize("binary", [False, True], ids=["json", "binary"])
@@ -118,3 +128,6 @@ def test_oip_requires_the_key_when_configured(secured):
     with pytest.raises(InferenceServerException):
         client.get_model_metadata(MODEL)
     assert client.get_model_metadata(MODEL, headers={"X-API-Key": "test-key-123"})["name"] == MODEL
+    with pytest.raises(InferenceServerException):
+        client.get_model_repository_index()
+    assert client.get_model_repository_index(headers={"X-API-Key": "test-key-123"})

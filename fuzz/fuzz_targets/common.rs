@@ -17,6 +17,9 @@ impl ModelStore for One {
             .then_some(&self.0)
             .ok_or_else(|| format!("no model {name}"))
     }
+    fn names(&self) -> Result<Vec<String>, String> {
+        Ok(vec![self.0.card.name.clone()])
+    }
 }
 
 fn app() -> &'static (Config, One) {
@@ -34,7 +37,8 @@ fn app() -> &'static (Config, One) {
 }
 
 /// Answers `req` and checks what every answer must be: never a 5xx (the test engine cannot
-/// fail), and a JSON body — for OIP's binary outputs, a JSON header of the announced length.
+/// fail), and a JSON body — for OIP's binary outputs, a JSON header of the announced length;
+/// the page's files (`/ui…`, declared by their content type) are the exception.
 pub fn answer(req: &Request) -> Response {
     let (config, models) = app();
     let response = router::handle(&App { config, models }, req);
@@ -53,7 +57,15 @@ pub fn answer(req: &Request) -> Response {
         .map(|(_, v)| v.parse::<usize>().expect("a numeric header length"))
         .unwrap_or(response.body.len());
     let json = &response.body[..json_length];
-    if !json.is_empty() {
+    let declared = response
+        .headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+        .map_or("", |(_, v)| v.as_str());
+    let page_file = ["text/html", "text/javascript", "text/css"]
+        .iter()
+        .any(|t| declared.starts_with(t));
+    if !json.is_empty() && !page_file {
         serde_json::from_slice::<serde_json::Value>(json).unwrap_or_else(|e| {
             panic!(
                 "{} {} -> {}: not JSON ({e}): {}",

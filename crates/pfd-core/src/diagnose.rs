@@ -61,6 +61,10 @@ pub const PARAMETERS: &[(&str, &str)] = &[
     ("contact_angle_deg", "contact angle, degrees (default 0)"),
     ("hop_s", "window hop in seconds (default half a window)"),
     (
+        "spectrum_max_hz",
+        "return the envelope spectrum from 0 Hz to this frequency (at most 1024 points)",
+    ),
+    (
         "model",
         "the model to run (default: the LSTM_PFD routes' model)",
     ),
@@ -73,6 +77,7 @@ struct Query {
     rpm: Option<f64>,
     bearing: BearingQuery,
     hop_s: Option<f64>,
+    spectrum_max_hz: Option<f64>,
     model: Option<String>,
 }
 
@@ -138,6 +143,7 @@ fn parse_query(query: &str) -> Result<Query, SignalError> {
                 q.bearing.contact_angle_deg = Some(number("contact_angle_deg", v)?)
             }
             "hop_s" => q.hop_s = Some(positive("hop_s", v)?),
+            "spectrum_max_hz" => q.spectrum_max_hz = Some(positive("spectrum_max_hz", v)?),
             "model" => q.model = Some(v.to_string()),
             _ => unreachable!("every listed parameter is handled"),
         }
@@ -159,6 +165,12 @@ fn ms(t: Instant) -> f64 {
 
 fn error(e: SignalError) -> Response {
     http_error(e.status(), &e.to_string())
+}
+
+/// The handler of `GET /bearings`: the bearing table `/diagnose` knows (`bearing=`), each with
+/// its geometry and its defect frequencies as orders of the shaft speed.
+pub fn bearings(_: &App, _: &Request) -> Response {
+    Response::json(200, &json!({ "bearings": evidence::bearing_table() }))
 }
 
 /// The handler of `POST /diagnose`.
@@ -252,12 +264,15 @@ fn run(app: &App, req: &Request) -> Result<Response, SignalError> {
     let t = Instant::now();
     let bandwidth_hz = (recording.sample_rate / 2.0).min(rate as f64 / 2.0);
     let spectra = spectrum::analyse(&signal, rate as f64, bandwidth_hz);
-    let evidence = evidence::evidence(
+    let mut evidence = evidence::evidence(
         evidence::indicators(&recording.samples),
         &spectra,
         query.rpm,
         bearing.as_ref(),
     );
+    evidence.envelope_spectrum = query
+        .spectrum_max_hz
+        .map(|hz| spectrum::excerpt(&spectra.envelope, spectra.resolution_hz, hz));
     let evidence_ms = ms(t);
 
     let mut warnings = Vec::new();

@@ -5,7 +5,7 @@
 //! validation ([`predict`]), the Open Inference Protocol v2 ([`oip`]), FastAPI-compatible
 //! error bodies ([`errors`]), the route table ([`router`]), softmax/top-k ([`postprocess`]),
 //! model cards ([`card`]), settings ([`config`]), real recordings (`/diagnose`, [`diagnose`], on
-//! top of the `pfd-signal` crate), which WASI preopen holds a path ([`mounts`])
+//! top of the `pfd-signal` crate), which WASI preopen holds a path ([`mounts`]), the page for people ([`ui`])
 //! and the [`engine::InferenceEngine`] trait that backends implement.
 //!
 //! The crate does no I/O. The Spin component (`src/`) and the native host (`host/`) are thin
@@ -28,6 +28,7 @@ pub mod predict;
 pub mod router;
 pub mod telemetry;
 pub mod timefmt;
+pub mod ui;
 
 /// The version reported by `/`, `/health` and the OIP server metadata.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -3,7 +3,8 @@
 //!
 //! Routes (`{v}` is optional everywhere a model is named):
 //! `GET /v2`, `/v2/health/live`, `/v2/health/ready`, `GET /v2/models/{name}[/versions/{v}]`,
-//! `GET …/ready`, `POST …/infer`.
+//! `GET …/ready`, `POST …/infer`, and Triton's `POST /v2/repository/index` (the models there
+//! are, each READY or UNAVAILABLE with its reason).
 //!
 //! Tensors travel as JSON (`data` flat or nested, row-major) or with Triton's binary tensor
 //! extension: the body is a JSON header of `Inference-Header-Content-Length` bytes followed by
@@ -39,6 +40,7 @@ enum Target<'a> {
     Server,
     Live,
     Ready,
+    RepositoryIndex,
     Model {
         name: &'a str,
         version: Option<&'a str>,
@@ -61,6 +63,7 @@ fn parse_path(path: &str) -> Option<Target<'_>> {
         [] => Target::Server,
         ["health", "live"] => Target::Live,
         ["health", "ready"] => Target::Ready,
+        ["repository", "index"] => Target::RepositoryIndex,
         ["models", name, tail @ ..] => {
             let (version, tail) = match tail {
                 ["versions", v, tail @ ..] => (Some(*v), tail),
@@ -89,6 +92,7 @@ pub fn route_label(path: &str) -> Option<&'static str> {
         Target::Server => "/v2",
         Target::Live => "/v2/health/live",
         Target::Ready => "/v2/health/ready",
+        Target::RepositoryIndex => "/v2/repository/index",
         Target::Model {
             version, action, ..
         } => match (version.is_some(), action) {
@@ -116,7 +120,8 @@ pub fn handle(app: &App, req: &Request) -> Response {
         Target::Model {
             action: Action::Infer,
             ..
-        } => "POST",
+        }
+        | Target::RepositoryIndex => "POST",
         _ => "GET",
     };
     if req.method != expected && !(expected == "GET" && req.method == "HEAD") {
@@ -138,6 +143,7 @@ pub fn handle(app: &App, req: &Request) -> Response {
             Ok(_) => Response::json(200, &json!({"ready": true})),
             Err(reason) => Response::json(503, &json!({"ready": false, "error": reason})),
         },
+        Target::RepositoryIndex => repository_index(app, req.body),
         Target::Model {
             name,
             version,
@@ -168,6 +174,46 @@ pub fn handle(app: &App, req: &Request) -> Response {
             }
         }
     }
+}
+
+/// Triton's repository index: every model of the store, `{"name", "version", "state"}` when it
+/// can serve, `{"name", "state": "UNAVAILABLE", "reason"}` when it cannot. The optional body
+/// `{"ready": true}` keeps only the models that can serve (as Triton's does).
+fn repository_index(app: &App, body: &[u8]) -> Response {
+    #[derive(Deserialize, Default)]
+    #[serde(deny_unknown_fields)]
+    struct IndexRequest {
+        #[serde(default)]
+        ready: bool,
+    }
+    let request: IndexRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        IndexRequest::default()
+    } else {
+        match serde_json::from_slice(body) {
+            Ok(r) => r,
+            Err(e) => return error(400, format!("invalid repository index request: {e}")),
+        }
+    };
+    let names = match app.models.names() {
+        Ok(n) => n,
+        Err(reason) => {
+            return error(
+                500,
+                format!("the model repository cannot be read: {reason}"),
+            )
+        }
+    };
+    let entries: Vec<Value> = names
+        .iter()
+        .filter_map(|name| match app.models.get(name) {
+            Ok(model) => {
+                Some(json!({"name": name, "version": model.card.version, "state": "READY"}))
+            }
+            Err(_) if request.ready => None,
+            Err(reason) => Some(json!({"name": name, "state": "UNAVAILABLE", "reason": reason})),
+        })
+        .collect();
+    Response::json(200, &Value::Array(entries))
 }
 
 fn metadata(name: &str, model: &ServedModel) -> Value {

@@ -72,6 +72,10 @@ pub trait ModelStore {
     /// The model called `name`, loading it on first use; `Err` says why it is unavailable.
     fn get(&self, name: &str) -> Result<&ServedModel, String>;
 
+    /// The names of every model this store can be asked for (loaded or not), sorted: what
+    /// `POST /v2/repository/index` lists. `Err` says why the store cannot be listed.
+    fn names(&self) -> Result<Vec<String>, String>;
+
     /// Whether the files `name` is served from are still there and are what is served: a model
     /// in memory can outlive its files (removed, truncated, replaced), and readiness must say
     /// so. Stores without files (tests' fixed models) have nothing to check.
@@ -159,6 +163,31 @@ const ROUTES: &[Route] = &[
         path: "/diagnose",
         protected: true,
         handler: crate::diagnose::diagnose,
+    },
+    Route {
+        method: "GET",
+        path: "/bearings",
+        protected: false,
+        handler: crate::diagnose::bearings,
+    },
+    // The page (static files: no key, so a browser can load it before the key is typed in).
+    Route {
+        method: "GET",
+        path: "/ui",
+        protected: false,
+        handler: crate::ui::serve,
+    },
+    Route {
+        method: "GET",
+        path: "/ui/app.js",
+        protected: false,
+        handler: crate::ui::serve,
+    },
+    Route {
+        method: "GET",
+        path: "/ui/app.css",
+        protected: false,
+        handler: crate::ui::serve,
     },
 ];
 
@@ -315,6 +344,7 @@ fn welcome(_: &App, _: &Request) -> Response {
             "version": VERSION,
             "docs": "/openapi.json",
             "health": "/health",
+            "ui": "/ui",
         }),
     )
 }
@@ -535,6 +565,9 @@ mod tests {
                 .filter(|m| m.card.name == name)
                 .ok_or_else(|| format!("no model {name}"))
         }
+        fn names(&self) -> Result<Vec<String>, String> {
+            Ok(self.0.iter().map(|m| m.card.name.clone()).collect())
+        }
     }
 
     /// A model in memory whose files are gone.
@@ -542,6 +575,9 @@ mod tests {
     impl ModelStore for FilesGone {
         fn get(&self, name: &str) -> Result<&ServedModel, String> {
             self.0.get(name)
+        }
+        fn names(&self) -> Result<Vec<String>, String> {
+            self.0.names()
         }
         fn check_files(&self, name: &str) -> Result<(), String> {
             Err(format!("model file models/{name}/model.onnx is missing"))
@@ -638,6 +674,169 @@ mod tests {
         let body = format!(r#"{{"signal": {:?}, "sample_rate": 8}}"#, vec![1.0f32; 24]);
         let (got, v) = call(&long, &store, "POST", "/diagnose", &ct, &body);
         assert_eq!(got, 413, "{v}");
+    }
+
+    #[test]
+    fn diagnose_returns_the_envelope_spectrum_only_when_asked() {
+        let cfg = config(&[]);
+        let store = Fixed(Some(model()));
+        let ct = [("content-type", "application/json")];
+        let body = format!(
+            r#"{{"signal": {:?}, "sample_rate": 20480}}"#,
+            (0..4096).map(|i| (i % 7) as f32).collect::<Vec<_>>()
+        );
+        let (_, without) = call(&cfg, &store, "POST", "/diagnose", &ct, &body);
+        assert!(without["evidence"].get("envelope_spectrum").is_none());
+        let (status, v) = call(
+            &cfg,
+            &store,
+            "POST",
+            "/diagnose?spectrum_max_hz=300",
+            &ct,
+            &body,
+        );
+        assert_eq!(status, 200, "{v}");
+        let e = &v["evidence"]["envelope_spectrum"];
+        let step = e["step_hz"].as_f64().unwrap();
+        let points = e["amplitude"].as_array().unwrap().len();
+        assert_eq!(
+            step,
+            v["evidence"]["spectrum"]["resolution_hz"].as_f64().unwrap()
+        );
+        assert_eq!(e["max_hz"].as_f64().unwrap(), (points - 1) as f64 * step);
+        assert!(e["max_hz"].as_f64().unwrap() <= 300.0 && e["max_hz"].as_f64().unwrap() > 290.0);
+        let (status, v) = call(
+            &cfg,
+            &store,
+            "POST",
+            "/diagnose?spectrum_max_hz=-1",
+            &ct,
+            &body,
+        );
+        assert_eq!(status, 422, "{v}");
+    }
+
+    #[test]
+    fn bearings_lists_the_table_with_defect_orders() {
+        let (status, v) = call(&config(&[]), &Fixed(None), "GET", "/bearings", &[], "");
+        assert_eq!(status, 200);
+        let rows = v["bearings"].as_array().unwrap();
+        assert_eq!(rows.len(), pfd_signal::bearings::TABLE.len());
+        let b6205 = rows.iter().find(|r| r["name"] == "6205").unwrap();
+        assert_eq!(b6205["balls"], 9);
+        // CWRU's published 6205 drive-end orders: BPFO 3.5848, BPFI 5.4152.
+        assert!((b6205["orders"]["bpfo"].as_f64().unwrap() - 3.5848).abs() < 1e-3);
+        assert!((b6205["orders"]["bpfi"].as_f64().unwrap() - 5.4152).abs() < 1e-3);
+    }
+
+    #[test]
+    fn repository_index_lists_models_with_their_state() {
+        let cfg = config(&[]);
+        let (status, v) = call(
+            &cfg,
+            &Fixed(Some(model())),
+            "POST",
+            "/v2/repository/index",
+            &[],
+            "",
+        );
+        assert_eq!(status, 200, "{v}");
+        assert_eq!(
+            v,
+            serde_json::json!([{"name": "bearing-lstm", "version": "1", "state": "READY"}])
+        );
+        /// Lists a model it cannot load.
+        struct Broken;
+        impl ModelStore for Broken {
+            fn get(&self, name: &str) -> Result<&ServedModel, String> {
+                Err(format!("{name}: model.onnx is not an ONNX model"))
+            }
+            fn names(&self) -> Result<Vec<String>, String> {
+                Ok(vec!["broken".into()])
+            }
+        }
+        let (_, v) = call(&cfg, &Broken, "POST", "/v2/repository/index", &[], "");
+        assert_eq!(v[0]["state"], "UNAVAILABLE");
+        assert!(v[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not an ONNX model"));
+        let (_, v) = call(
+            &cfg,
+            &Broken,
+            "POST",
+            "/v2/repository/index",
+            &[],
+            r#"{"ready": true}"#,
+        );
+        assert_eq!(v, serde_json::json!([]));
+        let (status, v) = call(&cfg, &Broken, "POST", "/v2/repository/index", &[], "{nope");
+        assert_eq!(status, 400, "{v}");
+        let (status, _) = call(&cfg, &Broken, "GET", "/v2/repository/index", &[], "");
+        assert_eq!(status, 405);
+        let keyed = config(&[("PFD_API_KEY", "k")]);
+        let (status, _) = call(&keyed, &Broken, "POST", "/v2/repository/index", &[], "");
+        assert_eq!(status, 401);
+    }
+
+    #[test]
+    fn the_page_is_served_with_a_strict_policy_and_fetches_nothing_elsewhere() {
+        let cfg = config(&[("PFD_API_KEY", "k")]);
+        let store = Fixed(Some(model()));
+        let app = App {
+            config: &cfg,
+            models: &store,
+        };
+        for (path, content_type, _) in crate::ui::FILES {
+            for path in [path.to_string(), format!("{path}/")] {
+                let r = handle(
+                    &app,
+                    &Request {
+                        method: "GET",
+                        path: &path,
+                        query: "",
+                        headers: &[],
+                        body: b"",
+                    },
+                );
+                assert_eq!(r.status, 200, "{path}: no key needed for the page");
+                let header = |name: &str| {
+                    r.headers
+                        .iter()
+                        .find(|(k, _)| *k == name)
+                        .map(|(_, v)| v.as_str())
+                };
+                assert_eq!(header("content-type"), Some(*content_type));
+                let csp = header("content-security-policy").unwrap();
+                assert!(
+                    csp.starts_with("default-src 'none'") && !csp.contains("unsafe"),
+                    "{csp}"
+                );
+                assert_eq!(header("x-content-type-options"), Some("nosniff"));
+            }
+        }
+        let size: usize = crate::ui::FILES.iter().map(|(_, _, c)| c.len()).sum();
+        assert!(
+            size < 200_000,
+            "the page adds {size} bytes to the component"
+        );
+        for (path, _, contents) in crate::ui::FILES {
+            // The only absolute URL is the SVG namespace (an identifier, never fetched); the page
+            // links its own files by path.
+            let absolute = contents.replace("http://www.w3.org/2000/svg", "");
+            assert!(
+                !absolute.contains("http://")
+                    && !absolute.contains("https://")
+                    && !absolute.contains("//cdn"),
+                "{path} refers to another origin"
+            );
+        }
+        let html = crate::ui::FILES[0].2;
+        for linked in ["/ui/app.js", "/ui/app.css"] {
+            assert!(html.contains(linked), "{linked}");
+        }
+        let (_, v) = call(&cfg, &store, "GET", "/", &[], "");
+        assert_eq!(v["ui"], "/ui");
     }
 
     #[test]

@@ -21,7 +21,7 @@
 
 use serde::Serialize;
 
-use crate::bearings::{defect_orders, Geometry};
+use crate::bearings::{defect_orders, DefectOrders, Geometry};
 use crate::spectrum::{measure, Spectra};
 
 /// Search half-width of shaft harmonics, as a share of their frequency. Why 2 %: a nameplate or
@@ -135,6 +135,50 @@ pub struct OrdersOut {
     pub bsf: f64,
 }
 
+impl From<&Geometry> for GeometryOut {
+    fn from(g: &Geometry) -> Self {
+        GeometryOut {
+            balls: g.balls,
+            ball_diameter_mm: g.ball_diameter_mm,
+            pitch_diameter_mm: g.pitch_diameter_mm,
+            contact_angle_deg: g.contact_angle_deg,
+        }
+    }
+}
+
+impl From<DefectOrders> for OrdersOut {
+    fn from(o: DefectOrders) -> Self {
+        OrdersOut {
+            ftf: o.ftf,
+            bpfo: o.bpfo,
+            bpfi: o.bpfi,
+            bsf: o.bsf,
+        }
+    }
+}
+
+/// A row of the bearing table as `GET /bearings` lists it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BearingRow {
+    pub name: &'static str,
+    #[serde(flatten)]
+    pub geometry: GeometryOut,
+    /// Defect frequencies as orders of the shaft speed.
+    pub orders: OrdersOut,
+}
+
+/// The bearing table with each bearing's defect orders.
+pub fn bearing_table() -> Vec<BearingRow> {
+    crate::bearings::TABLE
+        .iter()
+        .map(|(name, g)| BearingRow {
+            name,
+            geometry: GeometryOut::from(g),
+            orders: OrdersOut::from(defect_orders(g)),
+        })
+        .collect()
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SpectrumInfo {
     pub resolution_hz: f64,
@@ -149,6 +193,9 @@ pub struct Evidence {
     pub spectrum: SpectrumInfo,
     pub shaft: Option<ShaftEvidence>,
     pub bearing: Option<BearingEvidence>,
+    /// The envelope spectrum itself, when the request asks for it (`spectrum_max_hz=`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub envelope_spectrum: Option<crate::spectrum::Excerpt>,
 }
 
 /// The evidence of a recording from its indicators and spectra, given what is known of the
@@ -230,18 +277,8 @@ pub fn evidence(
             }
             Some(BearingEvidence {
                 bearing: name.clone(),
-                geometry: GeometryOut {
-                    balls: g.balls,
-                    ball_diameter_mm: g.ball_diameter_mm,
-                    pitch_diameter_mm: g.pitch_diameter_mm,
-                    contact_angle_deg: g.contact_angle_deg,
-                },
-                orders: OrdersOut {
-                    ftf: o.ftf,
-                    bpfo: o.bpfo,
-                    bpfi: o.bpfi,
-                    bsf: o.bsf,
-                },
+                geometry: GeometryOut::from(g),
+                orders: OrdersOut::from(o),
                 lines,
                 present,
             })
@@ -258,6 +295,7 @@ pub fn evidence(
         },
         shaft,
         bearing,
+        envelope_spectrum: None,
     }
 }
 

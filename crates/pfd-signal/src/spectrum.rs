@@ -200,6 +200,40 @@ pub fn measure(
     })
 }
 
+/// At most this many points of a spectrum are returned to a client (`spectrum_max_hz=`). Why
+/// 1024: a plot is a few hundred pixels wide, and 1024 f32s are ~10 kB of JSON — the whole
+/// 32 769-bin spectrum would be ~300 kB per diagnosis.
+pub const MAX_EXCERPT_POINTS: usize = 1024;
+
+/// A spectrum from 0 Hz up to a frequency, for a client to plot.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Excerpt {
+    /// Hz between points (a multiple of the spectrum's resolution).
+    pub step_hz: f64,
+    /// The frequency of the last point, Hz.
+    pub max_hz: f64,
+    /// Point `i` is the largest bin of `[i·step, (i+1)·step)`: pooling by the maximum keeps
+    /// every line at its height, where averaging would flatten the narrow ones.
+    pub amplitude: Vec<f32>,
+}
+
+/// `spectrum` (`resolution_hz` per bin) from 0 Hz to `max_hz`, pooled down to at most
+/// [`MAX_EXCERPT_POINTS`] points.
+pub fn excerpt(spectrum: &[f32], resolution_hz: f64, max_hz: f64) -> Excerpt {
+    let bins = ((max_hz / resolution_hz).floor() as usize + 1).min(spectrum.len());
+    let pool = bins.div_ceil(MAX_EXCERPT_POINTS).max(1);
+    let amplitude: Vec<f32> = spectrum[..bins]
+        .chunks(pool)
+        .map(|c| c.iter().copied().fold(0.0f32, f32::max))
+        .collect();
+    let step_hz = pool as f64 * resolution_hz;
+    Excerpt {
+        step_hz,
+        max_hz: amplitude.len().saturating_sub(1) as f64 * step_hz,
+        amplitude,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -237,5 +271,26 @@ mod tests {
         // The shaft tone is outside the envelope band: no line at 25 Hz.
         let shaft = measure(&s.envelope, s.resolution_hz, 25.0, 0.01).unwrap();
         assert!(shaft.prominence_db < 6.0, "{shaft:?}");
+    }
+
+    #[test]
+    fn an_excerpt_keeps_its_lines_and_its_size() {
+        let mut spectrum = vec![0.01f32; 32_769];
+        spectrum[300] = 5.0; // 93.75 Hz at 0.3125 Hz per bin
+        let e = excerpt(&spectrum, 0.3125, 500.0);
+        assert_eq!((e.step_hz, e.amplitude.len()), (0.625, 801));
+        assert_eq!(
+            e.amplitude[150], 5.0,
+            "the line survives pooling, at its frequency"
+        );
+        assert_eq!(e.max_hz, 500.0);
+        let whole = excerpt(&spectrum, 0.3125, 1e9);
+        assert!(
+            whole.amplitude.len() <= MAX_EXCERPT_POINTS,
+            "{}",
+            whole.amplitude.len()
+        );
+        let small = excerpt(&spectrum, 0.3125, 100.0);
+        assert_eq!((small.step_hz, small.amplitude.len()), (0.3125, 321));
     }
 }
