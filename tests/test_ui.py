@@ -239,6 +239,43 @@ def test_api_errors_appear_beside_the_field_they_name(browser, nn, files):
     wait(browser, lambda d: by_id(d, "sample_rate-error").text == "" and d.find_elements("id", "diagnosis"))
 
 
+def test_a_dropped_file_is_diagnosed(browser, nn, files):
+    """Drag and drop: a `drop` event carrying the recording (as a browser builds one from a file
+    dragged out of a file manager) onto the drop zone."""
+    import base64
+    open_page(browser, nn.http.base)
+    browser.execute_script(
+        """const bytes = Uint8Array.from(atob(arguments[0]), (c) => c.charCodeAt(0));
+           const dt = new DataTransfer();
+           dt.items.add(new File([bytes], arguments[1], { type: "audio/wav" }));
+           document.getElementById("drop").dispatchEvent(new DragEvent("drop", { dataTransfer: dt, bubbles: true, cancelable: true }));""",
+        base64.b64encode(files["noise"].read_bytes()).decode(), files["noise"].name)
+    assert files["noise"].name in by_id(browser, "status").text
+    by_id(browser, "submit").click()
+    wait(browser, lambda d: d.find_elements("id", "diagnosis") and by_id(d, "diagnosis").text)
+    assert "flagged" in by_id(browser, "unknown").get_attribute("class")
+
+
+def test_the_form_is_usable_from_the_keyboard(browser, nn, files):
+    """Tab walks the controls in reading order, and Enter in a field submits the form."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+    open_page(browser, nn.http.base)
+    browser.execute_script("document.activeElement.blur(); window.focus();")
+    order = []
+    # Key presses to the page (an element's send_keys on a file input would be a file path).
+    for _ in range(12):
+        ActionChains(browser).send_keys(Keys.TAB).perform()
+        order.append(browser.switch_to.active_element.get_attribute("id"))
+        if order[-1] == "submit":
+            break
+    assert order == ["file", "sample_rate", "dtype", "column", "channel", "rpm", "bearing", "model", "key", "submit"], order
+    by_id(browser, "file").send_keys(str(files["wear"]))
+    by_id(browser, "rpm").send_keys(str(RPM) + Keys.ENTER)
+    wait(browser, lambda d: d.find_elements("id", "diagnosis") and by_id(d, "diagnosis").text)
+    assert by_id(browser, "diagnosis").text == generator.CLASS_NAMES[6]
+
+
 def test_the_page_works_with_an_api_key_kept_in_the_tab_only(browser, secured, files):
     open_page(browser, secured.http.base)
     wait(browser, lambda d: "API key" in by_id(d, "model-error").text)

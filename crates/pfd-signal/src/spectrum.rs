@@ -103,10 +103,14 @@ pub fn analyse(x: &[f32], rate: f64, nyquist_hz: f64) -> Spectra {
         }
         inverse.process(&mut analytic);
         let scale = 1.0 / segment as f32;
+        // The envelope |analytic|, computed once: its mean, then mean-free and windowed.
+        for (b, c) in buffer.iter_mut().zip(&analytic) {
+            *b = c.norm();
+        }
         let env_mean =
-            analytic.iter().map(|c| c.norm() as f64).sum::<f64>() as f32 * scale / segment as f32;
-        for ((b, c), &w) in buffer.iter_mut().zip(&analytic).zip(&window) {
-            *b = (c.norm() * scale - env_mean) * w;
+            buffer.iter().map(|&m| m as f64).sum::<f64>() as f32 * scale / segment as f32;
+        for (b, &w) in buffer.iter_mut().zip(&window) {
+            *b = (*b * scale - env_mean) * w;
         }
         add_magnitudes(&*forward, &mut buffer, &mut spectrum, &mut envelope);
     }

@@ -1,0 +1,166 @@
+#!/usr/bin/env python3
+"""Where a `/diagnose` request's time goes: a real recording end to end, against the model alone.
+
+    scripts/diagnose_bench.py [--requests 10] [--seconds 60,10] [--out bench]
+
+For each component build (wasi-nn: ONNX Runtime on the host; portable: tract in the guest) it
+starts pfd-host on a free loopback port and posts the same 48 kHz int16 WAV (a generated Wear
+record with an outer-race defect on a 6205 at 1770 rpm, `rpm` and `bearing` given, so every
+stage runs) `--requests` times, one at a time after two warm-up requests, and reports the
+medians of:
+
+* the guest's own split, from the `Server-Timing` header: decode, resample, the model (all
+  windows in one batch: the floor this issue's target refers to), unknown-condition features,
+  evidence (spectra and lines); their total, and **total ÷ model**;
+* the client's latency, and the **server CPU per request** (pfd-host's utime+stime from
+  /proc/<pid>/stat over the measured requests ÷ requests).
+
+Requests go one at a time, so a Python client is not the bottleneck: each takes tens to
+hundreds of milliseconds of server time. Writes `<out>/diagnose[-<label>].md` and `.json`.
+"""
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import statistics
+import struct
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "models" / "scripts"))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import generator  # noqa: E402
+from load_bench import TICKS, cpu_ticks, start  # noqa: E402  (one way to start and read pfd-host)
+
+BUILDS = [  # (name, component file, extra flags)
+    ("wasi-nn", "pfd-edge-nn.wasm", ["--device", "cpu"]),
+    ("tract", "pfd-edge.wasm", []),
+]
+RATE, RPM, BEARING = 48_000, 1770.0, "6205"
+BPFO_6205 = 3.5848
+STAGES = ("decode", "resample", "infer", "unknown", "evidence")
+
+
+def wav16(x: np.ndarray, rate: int) -> bytes:
+    pcm = np.round(x / np.abs(x).max() * 0.9 * 32767).astype("<i2").tobytes()
+    fmt = struct.pack("<HHIIHH", 1, 1, rate, 2 * rate, 2, 16)
+    body = b"WAVEfmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", len(pcm)) + pcm
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+def recording(seconds: int) -> bytes:
+    rng = np.random.default_rng([20261204, seconds])
+    x = generator.generate(6, rng, seconds * RATE, RATE, shaft_hz=RPM / 60, defect=("bpfo", BPFO_6205))
+    return wav16(x, RATE)
+
+
+def post(addr: str, body: bytes) -> tuple[float, dict[str, float], dict]:
+    host, port = addr.split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=300)
+    t = time.perf_counter()
+    conn.request("POST", f"/diagnose?rpm={RPM}&bearing={BEARING}", body, {"Content-Type": "audio/wav"})
+    r = conn.getresponse()
+    payload = r.read()
+    latency = (time.perf_counter() - t) * 1e3
+    conn.close()
+    if r.status != 200:
+        sys.exit(f"/diagnose answered {r.status}: {payload[:300]!r}")
+    timing = {}
+    for part in r.getheader("server-timing", "").split(","):
+        name, _, dur = part.strip().partition(";dur=")
+        timing[name] = float(dur)
+    return latency, timing, json.loads(payload)
+
+
+def measure(addr: str, pid: int, body: bytes, requests: int) -> dict:
+    for _ in range(2):
+        post(addr, body)
+    rows = []
+    t0 = cpu_ticks(pid)
+    for _ in range(requests):
+        latency, timing, answer = post(addr, body)
+        rows.append((latency, timing, answer["timing_ms"]["total"]))
+    t1 = cpu_ticks(pid)
+    med = lambda values: statistics.median(values)  # noqa: E731
+    split = {s: med([t[s] for _, t, _ in rows]) for s in STAGES}
+    total = med([tot for _, _, tot in rows])
+    return {
+        "windows": len(answer["windows"]), "duration_s": answer["input"]["duration_s"],
+        "device": answer["model"]["device"], "diagnosis": answer["diagnosis"]["class_name"],
+        "bpfo_present": "BPFO" in (answer["evidence"]["bearing"] or {}).get("present", []),
+        "split_ms": split, "total_ms": total, "total_over_model": total / split["infer"],
+        "latency_ms": med([lat for lat, _, _ in rows]),
+        "cpu_ms_per_request": (t1 - t0) * 1000 / TICKS / requests, "requests": requests,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--requests", type=int, default=10)
+    ap.add_argument("--seconds", default="60,10", help="recording lengths, comma-separated")
+    ap.add_argument("--builds", default="", help="comma-separated build names (default: all)")
+    ap.add_argument("--components", default=str(ROOT / "build"),
+                    help="folder of the component builds (default: build/, what xtask writes)")
+    ap.add_argument("--label", default="", help="a name for this run in the table (e.g. a commit)")
+    ap.add_argument("--out", default="bench")
+    ap.add_argument("--host-bin", default=os.environ.get("PFD_HOST_BIN")
+                    or str(Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "release/pfd-host"))
+    args = ap.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    recordings = {int(s): recording(int(s)) for s in args.seconds.split(",")}
+    results = []
+    for name, component, flags in BUILDS:
+        if args.builds and name not in args.builds.split(","):
+            continue
+        flags = ["--component", str(Path(args.components) / component), *flags]
+        proc, addr = start(args.host_bin, flags, out / f"server-diagnose-{name}.log")
+        try:
+            for seconds, body in recordings.items():
+                r = measure(addr, proc.pid, body, args.requests)
+                r.update(build=name, seconds=seconds, body_bytes=len(body), label=args.label)
+                results.append(r)
+                s = r["split_ms"]
+                print(f"{name:8} {seconds:3} s  total {r['total_ms']:7.1f} ms = " +
+                      " + ".join(f"{k} {s[k]:.1f}" for k in STAGES) +
+                      f"  ({r['total_over_model']:.1f}x the model)  cpu {r['cpu_ms_per_request']:.1f} ms/req", flush=True)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=60)
+    stem = f"diagnose-{args.label}" if args.label else "diagnose"
+    (out / f"{stem}.json").write_text(json.dumps(results, indent=2))
+    (out / f"{stem}.md").write_text(markdown(results, args))
+    print((out / f"{stem}.md").read_text())
+
+
+def markdown(results: list[dict], args) -> str:
+    lines = [
+        f"`/diagnose` of a 48 kHz int16 WAV (generated Wear record, BPFO defect, rpm={RPM:.0f}, "
+        f"bearing={BEARING}) through pfd-host; medians of {args.requests} sequential requests after 2 "
+        "warm-ups. Stage times are the guest's (`Server-Timing`); the model column is every window "
+        "in one batch; ratio = total ÷ model (target ≤ 2 on the wasi-nn build).",
+        "",
+        "| build | recording | windows | decode ms | resample ms | model ms | unknown ms | evidence ms "
+        "| total ms | total ÷ model | client ms | server CPU ms/req | diagnosis |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        s = r["split_ms"]
+        lines.append(
+            f"| {r['build']} ({r['device']}) | {r['seconds']} s, {r['body_bytes'] / 1e6:.1f} MB | {r['windows']} "
+            f"| {s['decode']:.1f} | {s['resample']:.1f} | {s['infer']:.1f} | {s['unknown']:.1f} "
+            f"| {s['evidence']:.1f} | {r['total_ms']:.1f} | **{r['total_over_model']:.1f}** "
+            f"| {r['latency_ms']:.1f} | {r['cpu_ms_per_request']:.1f} "
+            f"| {r['diagnosis']}{', BPFO present' if r['bpfo_present'] else ''} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
