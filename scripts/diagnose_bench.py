@@ -25,7 +25,6 @@ import http.client
 import json
 import os
 import statistics
-import struct
 import sys
 import time
 from pathlib import Path
@@ -48,17 +47,10 @@ BPFO_6205 = 3.5848
 STAGES = ("decode", "resample", "infer", "unknown", "evidence")
 
 
-def wav16(x: np.ndarray, rate: int) -> bytes:
-    pcm = np.round(x / np.abs(x).max() * 0.9 * 32767).astype("<i2").tobytes()
-    fmt = struct.pack("<HHIIHH", 1, 1, rate, 2 * rate, 2, 16)
-    body = b"WAVEfmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", len(pcm)) + pcm
-    return b"RIFF" + struct.pack("<I", len(body)) + body
-
-
 def recording(seconds: int) -> bytes:
     rng = np.random.default_rng([20261204, seconds])
     x = generator.generate(6, rng, seconds * RATE, RATE, shaft_hz=RPM / 60, defect=("bpfo", BPFO_6205))
-    return wav16(x, RATE)
+    return generator.wav_bytes(x, RATE)
 
 
 def post(addr: str, body: bytes) -> tuple[float, dict[str, float], dict]:

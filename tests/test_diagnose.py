@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import io
 import math
-import struct
 from functools import lru_cache
 
 import numpy as np
 import pytest
 
 import generator
+from generator import wav_bytes
 
 FRESH_SEED = 20261202  # never used for training, validation, held-out or calibration
 RATES = (12_800, 20_480, 25_600, 48_000)
@@ -24,27 +24,6 @@ PER_CLASS = 10
 # ------------------------------------------------------------------------------------------
 # encoders (what analysers, loggers and notebooks write)
 # ------------------------------------------------------------------------------------------
-def wav_bytes(x: np.ndarray, rate: int, kind: str = "wav16", channels: int = 1, channel: int = 0,
-              format_tag: int | None = None) -> bytes:
-    """A RIFF/WAVE file: PCM int16 (tag 1) or IEEE float32 (tag 3); `x` in `channel` of
-    `channels`, the other channels holding a different signal."""
-    frames = np.zeros((len(x), channels), dtype=np.float64)
-    for ch in range(channels):
-        frames[:, ch] = x if ch == channel else np.roll(x, 1000 * (ch + 1)) * 0.3
-    if kind == "wav16":
-        peak = np.max(np.abs(frames)) or 1.0
-        data = np.round(frames / peak * 0.9 * 32767).astype("<i2").tobytes()
-        tag, bits = 1, 16
-    else:
-        data = frames.astype("<f4").tobytes()
-        tag, bits = 3, 32
-    tag = format_tag if format_tag is not None else tag
-    block = channels * bits // 8
-    fmt = struct.pack("<HHIIHH", tag, channels, rate, rate * block, block, bits)
-    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", len(data)) + data
-    return b"RIFF" + struct.pack("<I", len(body)) + body
-
-
 def csv_bytes(x: np.ndarray, rate: int, with_time: bool) -> bytes:
     values = np.char.mod("%.7g", x.astype(np.float64))
     if with_time:

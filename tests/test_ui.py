@@ -20,7 +20,7 @@ import pytest
 
 import generator
 from conftest import ROOT, shared_server
-from test_diagnose import wav_bytes
+from generator import wav_bytes
 
 OUT = Path(os.environ.get("PFD_TEST_OUTPUT", ROOT / "build" / "test-output")) / "ui"
 SEED = 20261203  # never used for training, validation, held-out or calibration

@@ -63,6 +63,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import struct
 import sys
 
 import numpy as np
@@ -474,6 +475,28 @@ def make_dataset(n_per_class: int, seed: int, length: int = SIGNAL_LENGTH, fs: i
             y[i] = ci
             i += 1
     return X, y
+
+
+def wav_bytes(x: np.ndarray, rate: int, kind: str = "wav16", channels: int = 1, channel: int = 0,
+              format_tag: int | None = None) -> bytes:
+    """A RIFF/WAVE file of `x` as an analyser writes one: PCM int16 (tag 1, scaled to 90 % of full
+    scale) or IEEE float32 (tag 3); `x` in `channel` of `channels`, the other channels holding a
+    different signal. (Used by the end-to-end tests and scripts/diagnose_bench.py.)"""
+    frames = np.zeros((len(x), channels), dtype=np.float64)
+    for ch in range(channels):
+        frames[:, ch] = x if ch == channel else np.roll(x, 1000 * (ch + 1)) * 0.3
+    if kind == "wav16":
+        peak = np.max(np.abs(frames)) or 1.0
+        data = np.round(frames / peak * 0.9 * 32767).astype("<i2").tobytes()
+        tag, bits = 1, 16
+    else:
+        data = frames.astype("<f4").tobytes()
+        tag, bits = 3, 32
+    tag = format_tag if format_tag is not None else tag
+    block = channels * bits // 8
+    fmt = struct.pack("<HHIIHH", tag, channels, rate, rate * block, block, bits)
+    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", len(data)) + data
+    return b"RIFF" + struct.pack("<I", len(body)) + body
 
 
 def _main(argv: list[str] | None = None) -> int:

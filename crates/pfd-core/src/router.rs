@@ -316,7 +316,8 @@ pub fn handle_config_error(err: &ConfigError, req: &Request) -> Response {
     http_error(500, &format!("Invalid configuration: {err}"))
 }
 
-fn normalize(path: &str) -> &str {
+/// `path` without trailing slashes (`/` stays `/`): how every route is matched.
+pub(crate) fn normalize(path: &str) -> &str {
     let trimmed = path.trim_end_matches('/');
     if trimmed.is_empty() {
         "/"

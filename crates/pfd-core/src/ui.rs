@@ -36,7 +36,7 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'
 
 /// The handler of every row of [`FILES`] (the route table has one row each).
 pub fn serve(_: &App, req: &Request) -> Response {
-    let path = req.path.trim_end_matches('/');
+    let path = crate::router::normalize(req.path);
     let Some((_, content_type, contents)) = FILES.iter().find(|(p, _, _)| *p == path) else {
         return crate::errors::not_found();
     };
