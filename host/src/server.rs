@@ -806,13 +806,16 @@ where
     // stream the body, and the instance permit is held until it is completely done.
     let pre = runtime.pre().clone();
     let task = tokio::spawn(async move {
-        let _permit = permit;
         let _runtime = runtime;
+        let mut slot = Slot {
+            store,
+            _permit: permit,
+        };
         let run = async {
-            let proxy = pre.instantiate_async(&mut store).await?;
+            let proxy = pre.instantiate_async(&mut slot.store).await?;
             proxy
                 .wasi_http_incoming_handler()
-                .call_handle(&mut store, guest_req, out)
+                .call_handle(&mut slot.store, guest_req, out)
                 .await
         };
         match tokio::time::timeout_at(deadline.into(), run).await {
@@ -839,6 +842,19 @@ where
             GuestOutcome::TimedOut
         }
     }
+}
+
+/// A request's store and its admission permit, dropped in that order (fields drop in
+/// declaration order) — whether the guest finishes or its task is aborted.
+///
+/// Why the order matters: the store owns the instance's pooling-allocator slot, freed when the
+/// store drops. Dropping the permit first let the next admitted request instantiate while the
+/// old slot was still taken; with every slot busy the allocator refused it ("maximum concurrent
+/// limit … reached", a 500 to the client — 3 of 180 requests with 2 slots and 12 clients).
+struct Slot {
+    store: wasmtime::Store<crate::runtime::HostState>,
+    /// Held, never read: released when the slot drops.
+    _permit: tokio::sync::OwnedSemaphorePermit,
 }
 
 enum GuestError {

@@ -394,6 +394,52 @@ fn admission_control_answers_503_when_all_slots_are_busy() {
     assert_eq!(server.request("GET", "/health", &[], b"").status, 200);
 }
 
+/// A request admitted into a slot finds the slot free: the admission permit is handed back
+/// only after the previous request's instance (its store) is gone. Before, the permit went
+/// first, so with a few slots under load the next request often reached the pooling allocator
+/// while the old instance still held its slot: 500 "maximum concurrent limit … reached".
+#[test]
+fn every_admitted_request_gets_an_instance_under_load() {
+    let Some(component) = component() else { return };
+    // Two slots, 12 clients: every request queues for a permit (never long enough for a 503).
+    let server = Server::start(
+        &component,
+        &["--max-concurrency", "2", "--queue-timeout-ms", "20000"],
+    );
+    let addr = server.addr;
+    let body = std::sync::Arc::new(predict_body());
+    let clients: Vec<_> = (0..12)
+        .map(|_| {
+            let body = body.clone();
+            std::thread::spawn(move || {
+                (0..15)
+                    .map(|_| {
+                        let r = request(
+                            addr,
+                            "POST",
+                            "/predict",
+                            &[("Content-Type", "application/json")],
+                            &body,
+                        );
+                        (r.status, String::from_utf8_lossy(&r.body).into_owned())
+                    })
+                    .filter(|(status, _)| *status != 200)
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let failed: Vec<_> = clients
+        .into_iter()
+        .flat_map(|c| c.join().unwrap())
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{} of 180 requests failed, e.g. {:?}",
+        failed.len(),
+        failed.first()
+    );
+}
+
 #[test]
 fn a_guest_trap_is_a_500_and_the_server_keeps_serving() {
     let Some(component) = component() else { return };
