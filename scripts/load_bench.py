@@ -1,24 +1,32 @@
 #!/usr/bin/env python3
-"""Server CPU per request under load: pfd-host configurations side by side, one run.
+"""Server CPU per request under load, against the native floor: pfd-host configurations side by side, one run.
 
-    scripts/load_bench.py [--duration 8] [--conc 1,4,16,64] [--out bench-load]
+    scripts/load_bench.py [--duration 8] [--conc 1,4,16,64] [--out bench]
 
-For each configuration (a name and `pfd-host serve` flags; the first is the baseline) it starts
-pfd-host on a free loopback port, then for each route and concurrency runs **wrk** (a compiled
-client; a Python client saturates before the server does) for a fixed time and reports:
+First, with no server running, the **native floor** (`pfd-host bench --floor`): the same
+`/predict` body decoded natively by the guest's own decoder plus the in-process ONNX Runtime
+call, one request at a time — and the OIP binary equivalent (bytes to f32, the same call). Then
+for each configuration (a name and `pfd-host serve` flags) it starts pfd-host on a free loopback
+port, and for each route and concurrency runs **wrk** (a compiled client; a Python client
+saturates before the server does) for a fixed time and reports:
 
 * requests/s, p50 and p99 latency (wrk's own histogram, via its Lua `done` hook);
 * **server CPU per request**: the server process's utime+stime from /proc/<pid>/stat over the
-  run, divided by the requests served;
+  run, divided by the requests served — and its ratio to the floor of the same work;
 * RSS: peak during the run (sampled every 100 ms from /proc/<pid>/status) and 10 s after the
   configuration's last run.
+
+Configurations: `wasi-nn` (the default: ONNX Runtime behind wasi-nn) and `tract` (the portable
+component, tract inside the guest); `decommit` (the `madvise` slot reset pfd-host had before
+keep-resident slots) on request with `--configs`.
 
 Routes: `/predict` with a 1.06 MB body of 102400 six-decimal floats (the body LSTM_PFD clients
 send; the samples are the model's first reference vector), OIP binary tensor (400 kB) and
 `/health`. wrk counts every socket error and every 4xx/5xx answer; they are reported per cell,
-never hidden.
+never hidden. Last, issue 10's targets, each checked against this run's numbers.
 
-Python only orchestrates: it sends no load. Writes `<out>/load.md` and `<out>/load.json`.
+Python only orchestrates: it sends no load. Writes `<out>/load.md`, `<out>/load.json` and
+`<out>/load.svg`.
 """
 from __future__ import annotations
 
@@ -39,14 +47,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 TICKS = os.sysconf("SC_CLK_TCK")
 
-# Configurations: the first is the baseline every ratio refers to.
-#   decommit: wasmtime's reset (madvise every freed slot) — pfd-host before keep-resident.
-#   default: today's defaults.
+# Configurations (`--configs` picks; the default is every one not marked optional).
+#   wasi-nn: today's defaults (ONNX Runtime behind wasi-nn).
+#   tract: the portable component, tract inside the guest.
+#   decommit: wasmtime's `madvise` reset of every freed slot — pfd-host before keep-resident.
 CONFIGS = [
+    ("wasi-nn", [], False),
+    ("tract", ["--component", str(ROOT / "build/pfd-edge.wasm")], False),
     ("decommit", ["--memory-keep-resident", "0", "--table-keep-resident", "0",
-                  "--pagemap-scan", "off"]),
-    ("default", []),
+                  "--pagemap-scan", "off"], True),
 ]
+
+# Which floor each route's CPU per request is divided by.
+FLOOR_OF = {"/predict (1 MB JSON)": "predict", "OIP binary (400 kB)": "oip_binary"}
 
 LUA = r"""
 local body_file = os.getenv("BENCH_BODY")
@@ -148,14 +161,23 @@ def run_wrk(addr: str, path: str, body: Path | None, headers: str, conc: int, du
             "cpu_ms_per_req": (t1 - t0) * 1000 / TICKS / n, "peak_rss_mib": peak[0] / 1024}
 
 
+def floor(host_bin: str, body: Path, seconds: float) -> dict:
+    """The native floor of the same work (see `pfd-host bench --floor`), with no server up."""
+    out = subprocess.run([host_bin, "bench", "--floor", str(body), "--floor-seconds", str(seconds),
+                          "--models-dir", str(ROOT / "models")],
+                         capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--duration", type=int, default=8)
     ap.add_argument("--conc", default="1,4,16,64")
     ap.add_argument("--routes", default="", help="substring filter on route names")
-    ap.add_argument("--configs", default="", help="comma-separated names (default: all)")
+    ap.add_argument("--configs", default="", help="comma-separated names (default: wasi-nn,tract)")
     ap.add_argument("--extra", action="append", default=[], metavar="NAME=FLAGS",
                     help="another configuration, e.g. 'k8=--memory-keep-resident 8MiB' (repeatable)")
+    ap.add_argument("--floor-seconds", type=float, default=5.0)
     ap.add_argument("--out", default="bench-load")
     ap.add_argument("--host-bin", default=os.environ.get("PFD_HOST_BIN")
                     or str(Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "release/pfd-host"))
@@ -165,14 +187,19 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     concs = [int(c) for c in args.conc.split(",")]
-    configs = [c for c in CONFIGS if not args.configs or c[0] in args.configs.split(",")]
+    wanted = args.configs.split(",") if args.configs else None
+    configs = [(n, f) for n, f, optional in CONFIGS if (n in wanted if wanted else not optional)]
     configs += [(e.split("=", 1)[0], e.split("=", 1)[1].split()) for e in args.extra]
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         lua = tmp / "bench.lua"
         lua.write_text(LUA)
-        routes = {k: v for k, v in bodies(tmp).items() if args.routes in k}
+        all_routes = bodies(tmp)
+        routes = {k: v for k, v in all_routes.items() if args.routes in k}
+        base = floor(args.host_bin, all_routes["/predict (1 MB JSON)"][0], args.floor_seconds)
+        print(f"floor: /predict {base['predict']['cpu_ms']:.3f} ms (decode {base['decode']['cpu_ms']:.3f}),"
+              f" OIP binary {base['oip_binary']['cpu_ms']:.3f} ms of CPU per request", flush=True)
         for name, flags in configs:
             proc, addr = start(args.host_bin, flags, out / f"server-{name}.log")
             before = rss_kib(proc.pid)
@@ -181,6 +208,8 @@ def main() -> None:
                 for conc in concs:
                     r = run_wrk(addr, path, body, headers, conc, args.duration, lua, proc.pid)
                     r["route"] = route
+                    f = FLOOR_OF.get(route)
+                    r["floor_ratio"] = r["cpu_ms_per_req"] / base[f]["cpu_ms"] if f else None
                     rows.append(r)
                     print(f"{name:9} {route:22} c={conc:<3} {r['rps']:8.0f} req/s  p50 {r['p50_ms']:7.2f} ms"
                           f"  p99 {r['p99_ms']:7.2f} ms  cpu {r['cpu_ms_per_req']:6.3f} ms/req"
@@ -192,29 +221,132 @@ def main() -> None:
             proc.wait(timeout=60)
             results.append({"config": name, "flags": flags, "rss_start_mib": before / 1024,
                             "rss_end_mib": end / 1024, "rss_10s_after_mib": after / 1024, "runs": rows})
-    (out / "load.json").write_text(json.dumps(results, indent=2))
-    (out / "load.md").write_text(markdown(results, args))
+    report = {"floor": base, "configs": results, "targets": targets(base, results)}
+    (out / "load.json").write_text(json.dumps(report, indent=2))
+    (out / "load.md").write_text(markdown(report, args))
+    (out / "load.svg").write_text(svg(report))
     print((out / "load.md").read_text())
 
 
-def markdown(results: list[dict], args) -> str:
-    base = {(r["route"], r["conc"]): r for r in results[0]["runs"]}
+def cell(results: list[dict], config: str, route: str, conc: int) -> dict | None:
+    for res in results:
+        if res["config"] == config:
+            for r in res["runs"]:
+                if r["route"] == route and r["conc"] == conc:
+                    return r
+    return None
+
+
+def targets(base: dict, results: list[dict]) -> list[dict]:
+    """Issue 10's targets, each from this run's numbers: (target, measured, met)."""
+    rows = []
+
+    def add(target: str, measured: str, met: bool | None) -> None:
+        rows.append({"target": target, "measured": measured, "met": met})
+
+    P, O, H = "/predict (1 MB JSON)", "OIP binary (400 kB)", "/health"
+    for conc in (4, 16):
+        r = cell(results, "wasi-nn", P, conc)
+        if r:
+            add(f"`/predict` wasi-nn, conc {conc}: CPU/request ≤ 2.0 ms and ≤ 2x the floor",
+                f"{r['cpu_ms_per_req']:.2f} ms, {r['floor_ratio']:.2f}x",
+                r["cpu_ms_per_req"] <= 2.0 and r["floor_ratio"] <= 2.0)
+    r16, r1 = cell(results, "wasi-nn", P, 16), cell(results, "wasi-nn", P, 1)
+    if r16:
+        add("`/predict` wasi-nn, conc 16: ≥ 800 req/s", f"{r16['rps']:.0f} req/s", r16["rps"] >= 800)
+    if r16 and r1:
+        q = r16["cpu_ms_per_req"] / r1["cpu_ms_per_req"]
+        add("`/predict` wasi-nn: CPU/request at conc 16 ≤ 1.2x conc 1", f"{q:.2f}x", q <= 1.2)
+    for conc in (4, 16):
+        r = cell(results, "wasi-nn", O, conc)
+        if r:
+            add(f"OIP binary, conc {conc}: CPU/request ≤ 1.3x the in-process ONNX Runtime call",
+                f"{r['floor_ratio']:.2f}x", r["floor_ratio"] <= 1.3)
+        t, n = cell(results, "tract", P, conc), cell(results, "wasi-nn", P, conc)
+        if t and n:
+            q = t["cpu_ms_per_req"] / n["cpu_ms_per_req"]
+            add(f"`/predict` tract, conc {conc}: CPU/request ≤ 2x the wasi-nn build's", f"{q:.2f}x", q <= 2.0)
+    r = cell(results, "wasi-nn", H, 1)
+    if r:
+        add("`/health` p50 at conc 1 ≤ 100 µs", f"{r['p50_ms'] * 1000:.0f} µs", r["p50_ms"] <= 0.1)
+    r = cell(results, "wasi-nn", P, 64)
+    if r:
+        add("RSS at conc 64 on `/predict` ≤ 200 MB", f"{r['peak_rss_mib'] * 1.048576:.0f} MB",
+            r["peak_rss_mib"] * 1.048576 <= 200)
+    res = next((x for x in results if x["config"] == "wasi-nn"), None)
+    if res:
+        mb = res["rss_10s_after_mib"] * 1.048576
+        add("RSS back under 150 MB after the load (10 s)", f"{mb:.0f} MB", mb <= 150)
+    add("`/predict/batch` of 128 records: peak RSS ≤ 2.5x the body, time ≤ 0.5x", "not measured by this script", None)
+    return rows
+
+
+def markdown(report: dict, args) -> str:
+    base, results = report["floor"], report["configs"]
     lines = [f"Server CPU per request = pfd-host's utime+stime over the run ÷ requests; wrk, "
-             f"{args.duration} s per cell, {os.cpu_count()} cores. Ratio = CPU/request against "
-             f"`{results[0]['config']}` (same run).", "",
-             "| config | route | conc | req/s | p50 ms | p99 ms | CPU ms/req | ratio | peak RSS MiB | non-2xx |",
+             f"{args.duration} s per cell, {os.cpu_count()} cores. Floor = the same work natively in "
+             f"one process, one request at a time (`pfd-host bench --floor`, same run, no server up): "
+             f"`/predict` **{base['predict']['cpu_ms']:.3f} ms** (the guest's decoder compiled natively "
+             f"{base['decode']['cpu_ms']:.3f} ms + ONNX Runtime {base['onnxruntime']}), OIP binary "
+             f"**{base['oip_binary']['cpu_ms']:.3f} ms** (the ONNX Runtime call). Ratio = CPU/request ÷ floor.",
+             "",
+             "| config | route | conc | req/s | p50 ms | p99 ms | CPU ms/req | ÷ floor | peak RSS MiB | non-2xx |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for res in results:
         for r in res["runs"]:
-            b = base.get((r["route"], r["conc"]))
-            ratio = r["cpu_ms_per_req"] / b["cpu_ms_per_req"] if b and b["cpu_ms_per_req"] else float("nan")
+            ratio = f"{r['floor_ratio']:.2f}" if r.get("floor_ratio") else "—"
             lines.append(f"| {res['config']} | {r['route']} | {r['conc']} | {r['rps']:.0f} | {r['p50_ms']:.2f} | "
-                         f"{r['p99_ms']:.2f} | {r['cpu_ms_per_req']:.3f} | {ratio:.2f} | {r['peak_rss_mib']:.0f} | {r['errors']} |")
+                         f"{r['p99_ms']:.2f} | {r['cpu_ms_per_req']:.3f} | {ratio} | {r['peak_rss_mib']:.0f} | {r['errors']} |")
     lines += ["", "| config | flags | RSS at start | at end of load | 10 s later |", "|---|---|---|---|---|"]
     for res in results:
         lines.append(f"| {res['config']} | `{' '.join(res['flags']) or '(defaults)'}` | {res['rss_start_mib']:.0f} MiB | "
                      f"{res['rss_end_mib']:.0f} MiB | {res['rss_10s_after_mib']:.0f} MiB |")
+    lines += ["", "Issue 10's targets, from this run:", "", "| target | measured | met |", "|---|---|---|"]
+    for t in report["targets"]:
+        met = "—" if t["met"] is None else ("yes" if t["met"] else "**no**")
+        lines.append(f"| {t['target']} | {t['measured']} | {met} |")
     return "\n".join(lines) + "\n"
+
+
+def svg(report: dict) -> str:
+    """CPU per request by concurrency, one line per configuration and route, the floors dashed."""
+    base, results = report["floor"], report["configs"]
+    series = [(f"{res['config']} {route}", [(r["conc"], r["cpu_ms_per_req"]) for r in res["runs"] if r["route"] == route])
+              for res in results for route in FLOOR_OF]
+    series = [(n, pts) for n, pts in series if pts]
+    if not series:
+        return "<svg xmlns='http://www.w3.org/2000/svg'/>"
+    concs = sorted({c for _, pts in series for c, _ in pts})
+    top = max(v for _, pts in series for _, v in pts) * 1.1
+    W, H, L, B, T, R = 720, 420, 60, 40, 20, 250
+    x = lambda c: L + (W - L - R) * (concs.index(c) / max(len(concs) - 1, 1))
+    y = lambda v: T + (H - T - B) * (1 - v / top)
+    colours = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00"]
+    out = [f"<svg xmlns='http://www.w3.org/2000/svg' width='{W}' height='{H}' font-family='sans-serif' font-size='12'>",
+           "<rect width='100%' height='100%' fill='white'/>",
+           f"<line x1='{L}' y1='{H - B}' x2='{W - R}' y2='{H - B}' stroke='black'/>",
+           f"<line x1='{L}' y1='{T}' x2='{L}' y2='{H - B}' stroke='black'/>",
+           f"<text x='{(L + W - R) / 2}' y='{H - 8}' text-anchor='middle'>concurrent clients (wrk)</text>",
+           f"<text x='14' y='{(T + H - B) / 2}' transform='rotate(-90 14 {(T + H - B) / 2})' text-anchor='middle'>server CPU ms per request</text>"]
+    for c in concs:
+        out.append(f"<text x='{x(c)}' y='{H - B + 16}' text-anchor='middle'>{c}</text>")
+    for k in range(6):
+        v = top * k / 5
+        out.append(f"<text x='{L - 6}' y='{y(v) + 4}' text-anchor='end'>{v:.1f}</text>")
+    legend_y = T + 10
+    for i, (name, pts) in enumerate(series):
+        col = colours[i % len(colours)]
+        path = " ".join(f"{x(c):.1f},{y(v):.1f}" for c, v in pts)
+        out.append(f"<polyline points='{path}' fill='none' stroke='{col}' stroke-width='2'/>")
+        out.append(f"<text x='{W - R + 10}' y='{legend_y}' fill='{col}'>{name}</text>")
+        legend_y += 16
+    for name, key in (("floor /predict", "predict"), ("floor OIP binary", "oip_binary")):
+        v = base[key]["cpu_ms"]
+        out.append(f"<line x1='{L}' y1='{y(v):.1f}' x2='{W - R}' y2='{y(v):.1f}' stroke='gray' stroke-dasharray='5,4'/>")
+        out.append(f"<text x='{W - R + 10}' y='{legend_y}' fill='gray'>{name} (dashed) {v:.2f} ms</text>")
+        legend_y += 16
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
 
 
 if __name__ == "__main__":

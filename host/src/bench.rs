@@ -262,7 +262,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
 }
 
 /// The device the baseline (and the wasi-nn server) run on, resolved like `serve` does.
-fn resolve_device(model: &[u8], opts: &crate::nn::NnOptions) -> Result<Device> {
+pub(crate) fn resolve_device(model: &[u8], opts: &crate::nn::NnOptions) -> Result<Device> {
     Ok(match opts.device {
         DeviceRequest::Cpu => Device::Cpu,
         DeviceRequest::Cuda => {
@@ -1037,6 +1037,8 @@ mod tests {
             tract_component: PathBuf::from("y"),
             model: "m".into(),
             models_dir: PathBuf::from("models"),
+            floor: None,
+            floor_seconds: 5.0,
             nn: crate::config::NnArgs {
                 device: DeviceRequest::Cpu,
                 nn: crate::config::Switch::On,

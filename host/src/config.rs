@@ -422,6 +422,16 @@ pub struct BenchArgs {
     #[arg(long, default_value = "models")]
     pub models_dir: PathBuf,
 
+    /// Only measure the native floor of this `/predict` JSON body (the guest's decoder compiled
+    /// natively, then the in-process ONNX Runtime call; and the OIP binary equivalent) and print
+    /// it as JSON — what `scripts/load_bench.py` divides the served paths by. No server starts.
+    #[arg(long, value_name = "BODY")]
+    pub floor: Option<PathBuf>,
+
+    /// Seconds each floor measurement runs.
+    #[arg(long, default_value_t = 5.0)]
+    pub floor_seconds: f64,
+
     #[command(flatten)]
     pub nn: NnArgs,
 }

@@ -7,7 +7,9 @@
 //! logs and a graceful shutdown. See `config` (flags and environment), `manifest` (spin.toml),
 //! `runtime` (wasmtime) and `server` (hyper) for the design of each part.
 
+mod allocator;
 mod bench;
+mod bench_floor;
 mod body;
 mod config;
 mod effective;
@@ -33,6 +35,7 @@ use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
 fn main() -> ExitCode {
+    allocator::limit_arenas();
     // `.env` first, so that clap sees its values as environment variables (which flags override,
     // and which never override the real environment).
     let dotenv = config::load_dotenv(None);
@@ -113,6 +116,16 @@ fn main() -> ExitCode {
             }
         },
         Command::Model(args) => model_tools::run(args),
+        Command::Bench(args) if args.floor.is_some() => {
+            let body = args.floor.clone().unwrap_or_default();
+            match bench_floor::run(&args, &body) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!("{e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Bench(args) => match runtime.block_on(bench::run(args)) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

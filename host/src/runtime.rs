@@ -197,6 +197,7 @@ impl Runtime {
             ))
         })?;
         let link_time = started.elapsed();
+        crate::allocator::release_free_heap();
 
         let ticker = EpochTicker::spawn(engine.clone(), EPOCH_TICK);
         let report = LoadReport {
@@ -483,6 +484,14 @@ fn obtain_component(
     match store_artifact(&component, dir, &path) {
         Ok(()) => {
             prune_cache(dir, &path);
+            // Why serve the artifact just stored rather than the compiled component in hand: the
+            // stored one is mapped from the file (pages the kernel shares and can reclaim), the
+            // compiled one is ~75 MB of anonymous heap for the server's lifetime — 185 against
+            // 111 MiB RSS at ready, measured. SAFETY: as above; this host wrote the file just now.
+            let component = match unsafe { Component::deserialize_file(engine, &path) } {
+                Ok(mapped) => mapped,
+                Err(_) => component,
+            };
             Ok((component, CompileSource::CompiledAndCached(path)))
         }
         Err(e) => {

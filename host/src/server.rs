@@ -156,6 +156,8 @@ struct Shared {
     metrics: Arc<Metrics>,
     /// Set when shutdown was requested (see [`ServerConfig::drain_delay`]).
     draining: AtomicBool,
+    /// Requests admitted to a slot so far (for [`trim_when_idle`]).
+    admitted: AtomicU64,
     body_budget: crate::body::BodyBudget,
 }
 
@@ -184,11 +186,13 @@ pub async fn serve(
         body_budget,
         metrics,
         draining: AtomicBool::new(false),
+        admitted: AtomicU64::new(0),
     });
     let prober = tokio::spawn(probe_models_periodically(
         Arc::downgrade(&shared),
         shared.cfg.model_probe_interval,
     ));
+    let trimmer = tokio::spawn(trim_when_idle(Arc::downgrade(&shared)));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -265,6 +269,7 @@ pub async fn serve(
 
     drop(listener);
     prober.abort();
+    trimmer.abort();
     let deadline = Instant::now() + shared.cfg.shutdown_grace;
     // The connections accepted last may not have delivered their request head yet, and hyper's
     // graceful shutdown takes such a connection as idle and closes it unanswered. While draining
@@ -506,6 +511,7 @@ async fn forward(
     };
     let mut req = Request::from_parts(parts, body);
 
+    shared.admitted.fetch_add(1, Ordering::Relaxed);
     let queued = shared.metrics.queued();
     let permit = match tokio::time::timeout(
         shared
@@ -681,6 +687,40 @@ fn take_inference_record<B>(metrics: &Metrics, response: &mut Response<B>) {
     }) {
         Ok(record) => metrics.record_inference(&record),
         Err(e) => warn!(error = %e, "unreadable inference record from the component"),
+    }
+}
+
+/// How long the server must have been idle (no request admitted, every slot free) before the
+/// allocator's free memory is handed back. Why 5 s: long enough that steady traffic, even a
+/// request every few seconds, never pays for a trim; short enough that memory freed by a burst
+/// is back with the OS well within the 10 s an operator (or the RSS target) looks at.
+const IDLE_TRIM_AFTER: Duration = Duration::from_secs(5);
+
+/// Returns memory freed after a burst of requests to the OS, once the server is idle.
+///
+/// Why: glibc keeps freed memory in its arenas at their high-water mark, so after 64 concurrent
+/// `/predict` clients pfd-host stayed at its peak RSS (235 MiB) indefinitely. One
+/// [`crate::allocator::release_free_heap`] per idle period (not per request: a trim costs
+/// milliseconds and takes the allocator's locks) brings it back down; see the README's
+/// performance section for the measured figures.
+async fn trim_when_idle(shared: std::sync::Weak<Shared>) {
+    let mut tick = tokio::time::interval(IDLE_TRIM_AFTER);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let (mut seen, mut trimmed) = (0u64, 0u64);
+    loop {
+        tick.tick().await;
+        let Some(shared) = shared.upgrade() else {
+            break;
+        };
+        let admitted = shared.admitted.load(Ordering::Relaxed);
+        let all_free = shared.slots.available_permits() == shared.cfg.max_concurrency as usize;
+        // Idle for a whole period, and something ran since the last trim.
+        if admitted == seen && admitted != trimmed && all_free {
+            trimmed = admitted;
+            drop(shared);
+            let _ = tokio::task::spawn_blocking(crate::allocator::release_free_heap).await;
+        }
+        seen = admitted;
     }
 }
 

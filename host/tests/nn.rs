@@ -403,3 +403,62 @@ fn nn_check_passes_every_model_on_cpu_with_its_own_tolerances() {
         "{stdout}"
     );
 }
+
+/// `pfd-host bench --floor BODY`: the native floor the load bench divides by — the guest's
+/// decoder on the body plus the in-process ONNX Runtime call — reported as JSON with a CPU time
+/// per request that is the decode's plus the model's; a body that is not a `/predict` body is an
+/// error, not a floor of zero.
+#[test]
+fn bench_floor_reports_the_native_work_of_a_predict_body() {
+    let Some(lib) = ort_library() else { return };
+    let refs = references();
+    let dir = tempfile::tempdir().unwrap();
+    let body = dir.path().join("predict.json");
+    std::fs::write(
+        &body,
+        serde_json::json!({ "signal": refs.inputs[0] }).to_string(),
+    )
+    .unwrap();
+    let floor = |body: &std::path::Path| {
+        Command::new(env!("CARGO_BIN_EXE_pfd-host"))
+            .args([
+                "bench",
+                "--device",
+                "cpu",
+                "--floor-seconds",
+                "0.3",
+                "--floor",
+            ])
+            .arg(body)
+            .arg("--models-dir")
+            .arg(workspace().join("models"))
+            .arg("--ort-lib")
+            .arg(&lib)
+            .output()
+            .expect("run pfd-host bench --floor")
+    };
+    let out = floor(&body);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(out.stdout.trim_ascii_end()).expect("one JSON object");
+    assert_eq!(report["samples"], refs.inputs[0].len());
+    let ms = |k: &str| report[k]["cpu_ms"].as_f64().unwrap();
+    assert!(ms("decode") > 0.0 && ms("oip_binary") > 0.0, "{report}");
+    // The /predict floor is the decode and the model call together.
+    assert!(ms("predict") > ms("decode"), "{report}");
+    assert!(ms("predict") > 0.5 * ms("oip_binary"), "{report}");
+    assert!(report["predict"]["iterations"].as_u64().unwrap() >= 10);
+
+    std::fs::write(&body, br#"{"signal": [1, 2, "x"]}"#).unwrap();
+    let out = floor(&body);
+    assert!(!out.status.success(), "a bad body gave a floor");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not a valid /predict body"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

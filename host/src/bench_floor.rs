@@ -1,0 +1,150 @@
+//! `pfd-host bench --floor BODY`: the native floor of one `/predict` request, for
+//! `scripts/load_bench.py` to divide every served path's CPU per request by (same run, same
+//! machine, no server running).
+//!
+//! The floor is the work a request cannot avoid, done natively in this process, one request at a
+//! time in a tight loop, the way the guest does it:
+//!
+//! * **`/predict`**: decode the JSON body with the guest's own decoder
+//!   (`pfd_core::predict::parse_predict`, the same code compiled natively), then one ONNX Runtime
+//!   `Session::run` on the signal (a session built with the server's settings) and the softmax
+//!   and argmax of the answer.
+//! * **OIP binary**: the tensor's little-endian bytes to `f32`, the same `run`, the same read of
+//!   the logits.
+//!
+//! What it leaves out (and a served request pays for): HTTP, the copy of the body into the
+//! guest, instantiating the component, the guest's own code running as wasm rather than native,
+//! and the tensor's trip through wasi-nn. The ratio of a served path to this floor is what
+//! serving costs on top of the work itself.
+//!
+//! CPU per iteration is this process's user + system time (`getrusage`; the load bench takes the
+//! same sum of the server from `/proc/<pid>/stat`) over the loop, divided by the iterations. Prints one JSON object.
+
+use crate::config::BenchArgs;
+use crate::nn::ort_backend::{build_session, SessionOptions};
+use crate::nn::ort_lib;
+use anyhow::{anyhow, bail, Context as _, Result};
+use pfd_core::predict::{parse_predict, Limits};
+use serde_json::json;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+pub fn run(args: &BenchArgs, body_path: &Path) -> Result<()> {
+    let body =
+        std::fs::read(body_path).with_context(|| format!("reading {}", body_path.display()))?;
+    let model_path = args.models_dir.join(&args.model).join("model.onnx");
+    let model =
+        std::fs::read(&model_path).with_context(|| format!("reading {}", model_path.display()))?;
+    let opts = args.nn.options();
+    let ort = ort_lib::load(opts.ort_lib.as_deref())
+        .context("the floor needs ONNX Runtime (set --ort-lib / PFD_ORT_LIB)")?;
+    let device = super::bench::resolve_device(&model, &opts)?;
+    let mut session = build_session(
+        &model,
+        &SessionOptions {
+            device,
+            intra_threads: opts.intra_threads,
+        },
+    )?;
+    let input = session.inputs()[0].name().to_string();
+    let output = session.outputs()[0].name().to_string();
+    let mut infer = |signal: &[f32]| -> Result<usize> {
+        let value = ort::value::TensorRef::from_array_view(([1, 1, signal.len()], signal))
+            .map_err(|e| anyhow!("{e}"))?;
+        let out = session
+            .run(vec![(
+                std::borrow::Cow::Borrowed(input.as_str()),
+                ort::session::SessionInputValue::from(value),
+            )])
+            .map_err(|e| anyhow!("{e}"))?;
+        let (_, logits) = out[output.as_str()]
+            .try_extract_tensor::<f32>()
+            .map_err(|e| anyhow!("{e}"))?;
+        Ok(pfd_core::postprocess::decide(logits).class)
+    };
+
+    // The body's signal length is the model's: the floor decodes exactly what the server does.
+    let probe = serde_json::from_slice::<serde_json::Value>(&body)
+        .context("the floor body must be a /predict JSON body")?;
+    let length = probe["signal"]
+        .as_array()
+        .map(Vec::len)
+        .context("the floor body has no \"signal\" list")?;
+    let limits = Limits {
+        signal_length: length,
+        classes: 0,
+        max_batch_size: 1,
+    };
+    let decode = |body: &[u8]| -> Result<Vec<f32>> {
+        parse_predict(body, &limits)
+            .map(|r| r.signal)
+            .map_err(|e| anyhow!("the floor body is not a valid /predict body: {e:?}"))
+    };
+    let signal = decode(&body)?;
+    let tensor_bytes: Vec<u8> = signal.iter().flat_map(|v| v.to_le_bytes()).collect();
+
+    let seconds = Duration::from_secs_f64(args.floor_seconds);
+    let predict = measure(seconds, || {
+        let signal = decode(std::hint::black_box(&body))?;
+        infer(&signal)
+    })?;
+    let oip = measure(seconds, || {
+        let signal: Vec<f32> = std::hint::black_box(&tensor_bytes)
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        infer(&signal)
+    })?;
+    let decode_only = measure(seconds / 2, || {
+        Ok(decode(std::hint::black_box(&body))?.len())
+    })?;
+    println!(
+        "{}",
+        json!({
+            "onnxruntime": ort.version,
+            "device": device.as_str(),
+            "intra_threads": opts.intra_threads,
+            "body_bytes": body.len(),
+            "samples": length,
+            "predict": predict,
+            "oip_binary": oip,
+            "decode": decode_only,
+        })
+    );
+    Ok(())
+}
+
+/// Runs `work` for `seconds` (after a few unmeasured calls); CPU and wall time per call.
+fn measure(
+    seconds: Duration,
+    mut work: impl FnMut() -> Result<usize>,
+) -> Result<serde_json::Value> {
+    for _ in 0..5 {
+        work()?;
+    }
+    let (cpu0, t0) = (process_cpu_seconds()?, Instant::now());
+    let mut n = 0u32;
+    while t0.elapsed() < seconds || n < 10 {
+        std::hint::black_box(work()?);
+        n += 1;
+    }
+    let (cpu, wall) = (process_cpu_seconds()? - cpu0, t0.elapsed().as_secs_f64());
+    Ok(json!({
+        "iterations": n,
+        "cpu_ms": cpu * 1e3 / f64::from(n),
+        "wall_ms": wall * 1e3 / f64::from(n),
+    }))
+}
+
+/// This process's user + system CPU time, seconds (`getrusage`, microsecond resolution).
+fn process_cpu_seconds() -> Result<f64> {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::uninit();
+    // SAFETY: `usage` is a valid out-pointer for one `rusage`; RUSAGE_SELF is always valid.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()) } != 0 {
+        bail!("getrusage: {}", std::io::Error::last_os_error());
+    }
+    // SAFETY: getrusage returned 0, so it filled `usage`.
+    let usage = unsafe { usage.assume_init() };
+    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+    Ok(seconds(usage.ru_utime) + seconds(usage.ru_stime))
+}
