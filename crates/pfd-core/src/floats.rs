@@ -19,6 +19,15 @@
 //! (RFC 8259 §6) is checked here, byte by byte, before the slice is handed to the parser, so the
 //! parser's extensions (`inf`, `nan`, `+1`, `.5`, `1.`) are never accepted.
 //!
+//! # Why the loop stays byte-wise between numbers
+//!
+//! Two rewrites were measured and dropped: parsing each sample from whole 8-byte words (integer
+//! part, dot and fraction found by SWAR masks), and finding every comma first (memchr) and
+//! parsing the samples between them. Both executed fewer or similar instructions and ran slower
+//! (natively 0.97 → 1.17–1.30 ms per 102400-value record, in wasm 1.20 → 1.54 ms): there, where a
+//! sample ends comes out of arithmetic on its bytes, so the next sample waits for it; here it
+//! comes out of predicted branches, and the CPU runs ahead.
+//!
 //! # Fast path only
 //!
 //! The scanner answers `None` for anything outside the narrow grammar it knows (strings,
