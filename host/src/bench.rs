@@ -311,19 +311,8 @@ fn native_baseline(
     let mut session = build_session(model, opts)?;
     let input = session.inputs()[0].name().to_string();
     let output = session.outputs()[0].name().to_string();
-    let call = |session: &mut ort::session::Session, data: &[f32], n: usize| -> Result<Vec<f32>> {
-        let value = ort::value::TensorRef::from_array_view(([n, 1, len], data))
-            .map_err(|e| anyhow!("{e}"))?;
-        let out = session
-            .run(vec![(
-                std::borrow::Cow::Borrowed(input.as_str()),
-                ort::session::SessionInputValue::from(value),
-            )])
-            .map_err(|e| anyhow!("{e}"))?;
-        let (_, logits) = out[output.as_str()]
-            .try_extract_tensor::<f32>()
-            .map_err(|e| anyhow!("{e}"))?;
-        Ok(logits.to_vec())
+    let call = |session: &mut ort::session::Session, data: &[f32], n: usize| {
+        session_logits(session, &input, &output, data, n, len)
     };
 
     // Correctness of the baseline itself.
@@ -416,6 +405,30 @@ fn native_baseline(
     })
 }
 
+/// One in-process ONNX Runtime call: `data` in as a `[rows, 1, len]` tensor named `input`, the
+/// `output` tensor's values out (the baseline here and the floor of `bench --floor`).
+pub(crate) fn session_logits(
+    session: &mut ort::session::Session,
+    input: &str,
+    output: &str,
+    data: &[f32],
+    rows: usize,
+    len: usize,
+) -> Result<Vec<f32>> {
+    let value = ort::value::TensorRef::from_array_view(([rows, 1, len], data))
+        .map_err(|e| anyhow!("{e}"))?;
+    let out = session
+        .run(vec![(
+            std::borrow::Cow::Borrowed(input),
+            ort::session::SessionInputValue::from(value),
+        )])
+        .map_err(|e| anyhow!("{e}"))?;
+    let (_, logits) = out[output]
+        .try_extract_tensor::<f32>()
+        .map_err(|e| anyhow!("{e}"))?;
+    Ok(logits.to_vec())
+}
+
 /// One baseline call outside the latency closure (used by the throughput threads).
 fn run_once(
     session: &mut ort::session::Session,
@@ -424,18 +437,8 @@ fn run_once(
     len: usize,
 ) -> Result<()> {
     let input = session.inputs()[0].name().to_string();
-    let value = ort::value::TensorRef::from_array_view(([rows, 1, len], data))
-        .map_err(|e| anyhow!("{e}"))?;
-    let out = session
-        .run(vec![(
-            std::borrow::Cow::Owned(input),
-            ort::session::SessionInputValue::from(value),
-        )])
-        .map_err(|e| anyhow!("{e}"))?;
-    out[0]
-        .try_extract_tensor::<f32>()
-        .map_err(|e| anyhow!("{e}"))?;
-    Ok(())
+    let output = session.outputs()[0].name().to_string();
+    session_logits(session, &input, &output, data, rows, len).map(drop)
 }
 
 /// A `pfd-host serve` child process.

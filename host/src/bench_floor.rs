@@ -20,6 +20,7 @@
 //! CPU per iteration is this process's user + system time (`getrusage`; the load bench takes the
 //! same sum of the server from `/proc/<pid>/stat`) over the loop, divided by the iterations. Prints one JSON object.
 
+use crate::bench::{resolve_device, session_logits};
 use crate::config::BenchArgs;
 use crate::nn::ort_backend::{build_session, SessionOptions};
 use crate::nn::ort_lib;
@@ -38,7 +39,7 @@ pub fn run(args: &BenchArgs, body_path: &Path) -> Result<()> {
     let opts = args.nn.options();
     let ort = ort_lib::load(opts.ort_lib.as_deref())
         .context("the floor needs ONNX Runtime (set --ort-lib / PFD_ORT_LIB)")?;
-    let device = super::bench::resolve_device(&model, &opts)?;
+    let device = resolve_device(&model, &opts)?;
     let mut session = build_session(
         &model,
         &SessionOptions {
@@ -49,18 +50,8 @@ pub fn run(args: &BenchArgs, body_path: &Path) -> Result<()> {
     let input = session.inputs()[0].name().to_string();
     let output = session.outputs()[0].name().to_string();
     let mut infer = |signal: &[f32]| -> Result<usize> {
-        let value = ort::value::TensorRef::from_array_view(([1, 1, signal.len()], signal))
-            .map_err(|e| anyhow!("{e}"))?;
-        let out = session
-            .run(vec![(
-                std::borrow::Cow::Borrowed(input.as_str()),
-                ort::session::SessionInputValue::from(value),
-            )])
-            .map_err(|e| anyhow!("{e}"))?;
-        let (_, logits) = out[output.as_str()]
-            .try_extract_tensor::<f32>()
-            .map_err(|e| anyhow!("{e}"))?;
-        Ok(pfd_core::postprocess::decide(logits).class)
+        let logits = session_logits(&mut session, &input, &output, signal, 1, signal.len())?;
+        Ok(pfd_core::postprocess::decide(&logits).class)
     };
 
     // The body's signal length is the model's: the floor decodes exactly what the server does.
