@@ -471,10 +471,7 @@ fn infer(app: &App, name: &str, model: &ServedModel, req: &Request) -> Response 
             }
             let (bytes, rest) = binary.split_at(size);
             binary = rest;
-            bytes
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect()
+            pfd_signal::formats::f32_from_le_bytes(bytes)
         }
         (Some(_), Some(_)) => {
             return error(
@@ -501,7 +498,7 @@ fn infer(app: &App, name: &str, model: &ServedModel, req: &Request) -> Response 
             ),
         );
     }
-    if let Some(i) = data.iter().position(|x| !x.is_finite()) {
+    if let Some(i) = pfd_signal::formats::first_non_finite(&data) {
         return error(
             400,
             format!(

@@ -200,7 +200,7 @@ fn check_signal(signal: &[f32], limits: &Limits, loc: &[Loc], errors: &mut Vec<V
             ),
             signal,
         ));
-    } else if let Some(i) = signal.iter().position(|x| !x.is_finite()) {
+    } else if let Some(i) = pfd_signal::formats::first_non_finite(signal) {
         errors.push(value_error(
             loc,
             format!(
