@@ -94,11 +94,39 @@ def rss_kib(pid: int) -> int:
     return int(m.group(1)) if m else 0
 
 
+def json_samples(x) -> str:
+    """A record as LSTM_PFD clients send it: a JSON list of six-decimal floats."""
+    return "[" + ", ".join(f"{v:.6f}" for v in x) + "]"
+
+
+class PeakRss:
+    """Samples a process's RSS every `every` seconds while the `with` block runs; `.kib` is the
+    peak seen (at least the RSS on entry)."""
+
+    def __init__(self, pid: int, every: float):
+        self.pid, self.every, self.stop = pid, every, threading.Event()
+        self.kib = rss_kib(pid)
+        self.thread = threading.Thread(target=self._sample)
+
+    def _sample(self) -> None:
+        while not self.stop.is_set():
+            self.kib = max(self.kib, rss_kib(self.pid))
+            time.sleep(self.every)
+
+    def __enter__(self) -> "PeakRss":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_) -> None:
+        self.stop.set()
+        self.thread.join()
+
+
 def bodies(tmp: Path) -> dict[str, tuple[Path | None, str, str]]:
     import numpy as np
     x = np.fromfile(ROOT / "models/bearing-lstm/reference_inputs.f32", dtype="<f4")[:102400]
     predict = tmp / "predict.json"
-    predict.write_text('{"signal": [' + ", ".join(f"{v:.6f}" for v in x) + "]}")
+    predict.write_text('{"signal": ' + json_samples(x) + "}")
     header = json.dumps({"inputs": [{"name": "input", "shape": [1, 1, 102400], "datatype": "FP32",
                                      "parameters": {"binary_data_size": 409600}}]}).encode()
     oip = tmp / "oip.bin"
@@ -136,29 +164,18 @@ def run_wrk(addr: str, path: str, body: Path | None, headers: str, conc: int, du
     env = dict(os.environ, BENCH_HEADERS=headers)
     if body:
         env["BENCH_BODY"] = str(body)
-    peak = [rss_kib(pid)]
-    stop = threading.Event()
-
-    def sample():
-        while not stop.is_set():
-            peak[0] = max(peak[0], rss_kib(pid))
-            time.sleep(0.1)
-
-    sampler = threading.Thread(target=sample)
-    sampler.start()
-    t0 = cpu_ticks(pid)
-    out = subprocess.run(["wrk", "-t", str(min(conc, 2)), "-c", str(conc), "-d", f"{duration}s",
-                          "--latency", "-s", str(lua), f"http://{addr}{path}"],
-                         env=env, capture_output=True, text=True, check=True).stdout
-    t1 = cpu_ticks(pid)
-    stop.set()
-    sampler.join()
+    with PeakRss(pid, 0.1) as peak:
+        t0 = cpu_ticks(pid)
+        out = subprocess.run(["wrk", "-t", str(min(conc, 2)), "-c", str(conc), "-d", f"{duration}s",
+                              "--latency", "-s", str(lua), f"http://{addr}{path}"],
+                             env=env, capture_output=True, text=True, check=True).stdout
+        t1 = cpu_ticks(pid)
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     stats = json.loads(out.split("JSON ", 1)[1].splitlines()[0])
     n = max(stats["requests"], 1)
     return {"conc": conc, "rps": rps, "requests": stats["requests"], "errors": stats["errors"],
             "p50_ms": stats["p50_us"] / 1000, "p99_ms": stats["p99_us"] / 1000,
-            "cpu_ms_per_req": (t1 - t0) * 1000 / TICKS / n, "peak_rss_mib": peak[0] / 1024}
+            "cpu_ms_per_req": (t1 - t0) * 1000 / TICKS / n, "peak_rss_mib": peak.kib / 1024}
 
 
 def batch_run(host_bin: str, tmp: Path, log: Path) -> dict:
@@ -171,32 +188,21 @@ def batch_run(host_bin: str, tmp: Path, log: Path) -> dict:
     rows = [x[(i % (len(x) // n)) * n:(i % (len(x) // n) + 1) * n] for i in range(128)]
     body = tmp / "batch.json"
     with body.open("w") as f:
-        f.write('{"signals": [' + ", ".join("[" + ", ".join(f"{v:.6f}" for v in r) + "]" for r in rows) + "]}")
+        f.write('{"signals": [' + ", ".join(json_samples(r) for r in rows) + "]}")
     proc, addr = start(host_bin, [], log)
     time.sleep(1)
     before = rss_kib(proc.pid)
-    peak = [before]
-    stop = threading.Event()
-
-    def sample():
-        while not stop.is_set():
-            peak[0] = max(peak[0], rss_kib(proc.pid))
-            time.sleep(0.02)
-
-    sampler = threading.Thread(target=sample)
-    sampler.start()
-    out = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code} %{time_total}",
-                          "-H", "Content-Type: application/json", "--data-binary", f"@{body}",
-                          f"http://{addr}/predict/batch"], capture_output=True, text=True, check=True).stdout
-    stop.set()
-    sampler.join()
+    with PeakRss(proc.pid, 0.02) as peak:
+        out = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code} %{time_total}",
+                              "-H", "Content-Type: application/json", "--data-binary", f"@{body}",
+                              f"http://{addr}/predict/batch"], capture_output=True, text=True, check=True).stdout
     time.sleep(10)
     after = rss_kib(proc.pid)
     proc.terminate()
     proc.wait(timeout=60)
     status, seconds = out.split()
     return {"status": int(status), "seconds": float(seconds), "body_mb": body.stat().st_size / 1e6,
-            "rss_before_mb": before * 1024 / 1e6, "rss_peak_mb": peak[0] * 1024 / 1e6,
+            "rss_before_mb": before * 1024 / 1e6, "rss_peak_mb": peak.kib * 1024 / 1e6,
             "rss_10s_after_mb": after * 1024 / 1e6}
 
 

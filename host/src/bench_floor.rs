@@ -9,8 +9,8 @@
 //!   (`pfd_core::predict::parse_predict`, the same code compiled natively), then one ONNX Runtime
 //!   `Session::run` on the signal (a session built with the server's settings) and the softmax
 //!   and argmax of the answer.
-//! * **OIP binary**: the tensor's little-endian bytes to `f32`, the same `run`, the same read of
-//!   the logits.
+//! * **OIP binary**: the tensor's little-endian bytes to `f32` (`pfd_signal::formats::f32_from_le_bytes`,
+//!   as the guest does), the same `run`, the same read of the logits.
 //!
 //! What it leaves out (and a served request pays for): HTTP, the copy of the body into the
 //! guest, instantiating the component, the guest's own code running as wasm rather than native,
@@ -18,7 +18,8 @@
 //! serving costs on top of the work itself.
 //!
 //! CPU per iteration is this process's user + system time (`getrusage`; the load bench takes the
-//! same sum of the server from `/proc/<pid>/stat`) over the loop, divided by the iterations. Prints one JSON object.
+//! same sum of the server from `/proc/<pid>/stat`) over the loop, divided by the iterations.
+//! Prints one JSON object.
 
 use crate::bench::{resolve_device, session_logits};
 use crate::config::BenchArgs;
@@ -80,10 +81,8 @@ pub fn run(args: &BenchArgs, body_path: &Path) -> Result<()> {
         infer(&signal)
     })?;
     let oip = measure(seconds, || {
-        let signal: Vec<f32> = std::hint::black_box(&tensor_bytes)
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect();
+        // The guest's own conversion of a binary tensor (the same function, compiled natively).
+        let signal = pfd_signal::formats::f32_from_le_bytes(std::hint::black_box(&tensor_bytes));
         infer(&signal)
     })?;
     let decode_only = measure(seconds / 2, || {

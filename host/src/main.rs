@@ -116,9 +116,12 @@ fn main() -> ExitCode {
             }
         },
         Command::Model(args) => model_tools::run(args),
-        Command::Bench(args) if args.floor.is_some() => {
-            let body = args.floor.clone().unwrap_or_default();
-            match bench_floor::run(&args, &body) {
+        Command::Bench(args) => {
+            let result = match args.floor.clone() {
+                Some(body) => bench_floor::run(&args, &body),
+                None => runtime.block_on(bench::run(args)),
+            };
+            match result {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!("{e:#}");
@@ -126,13 +129,6 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Bench(args) => match runtime.block_on(bench::run(args)) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                tracing::error!("{e:#}");
-                ExitCode::FAILURE
-            }
-        },
         Command::Healthcheck(args) => {
             let url = args.effective_url();
             match runtime.block_on(healthcheck::probe(
