@@ -7,8 +7,8 @@
 //! unavailable rather than failed. The generator (for compare's fresh records) needs a Python with
 //! numpy; without it compare runs on the reference vectors only.
 
+use pfd_host::eval::sha256_hex;
 use prost::Message as _;
-use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use tract_onnx::pb;
@@ -59,13 +59,6 @@ fn validate(path: &Path, extra: &[&str]) -> Run {
     let mut args = vec!["model", "validate", path.to_str().unwrap()];
     args.extend_from_slice(extra);
     pfd_host(&args)
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 /// A copy of a bundled model folder with `model.onnx` replaced by `onnx`; the card's sha256 and

@@ -9,14 +9,15 @@
 //! note and pass without it. The route-level suite over both builds lives in the workspace's
 //! `tests/`.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
 mod common;
 use common::{workspace, Server, Started};
+use pfd_host::eval::softmax;
+use pfd_host::reference::Reference;
 
 fn nn_component() -> Option<PathBuf> {
     let path = std::env::var_os("PFD_TEST_NN_COMPONENT")
@@ -36,62 +37,15 @@ fn nn_component() -> Option<PathBuf> {
 /// libonnxruntime, found as pfd-host finds it (minus the system loader, which a test cannot
 /// probe without loading it).
 fn ort_library() -> Option<PathBuf> {
-    let from_env = |k: &str| {
-        std::env::var_os(k)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-            .filter(|p| p.is_file())
-    };
-    let found = from_env("PFD_ORT_LIB")
-        .or_else(|| from_env("ORT_DYLIB_PATH"))
-        .or_else(|| {
-            let venv = std::env::var_os("PFD_VENV")
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from)
-                .or_else(|| {
-                    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/pfd-edge/venv"))
-                })?;
-            let pattern =
-                venv.join("lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so*");
-            glob::glob(&pattern.to_string_lossy())
-                .ok()?
-                .filter_map(Result::ok)
-                .find(|p| p.is_file())
-        });
+    let found = pfd_host::nn::ort_lib::library_file();
     if found.is_none() {
         eprintln!("note: no libonnxruntime (PFD_ORT_LIB / ORT_DYLIB_PATH / venv); skipping the ONNX Runtime part");
     }
     found
 }
 
-struct References {
-    inputs: Vec<Vec<f32>>,
-    logits: Vec<Vec<f32>>,
-    predicted: Vec<usize>,
-}
-
-fn references() -> References {
-    let dir = workspace().join("models/bearing-lstm");
-    let json: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.join("reference.json")).unwrap()).unwrap();
-    let length = json["length"].as_u64().unwrap() as usize;
-    let raw = std::fs::read(dir.join(json["inputs_file"].as_str().unwrap())).unwrap();
-    let floats: Vec<f32> = raw
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-        .collect();
-    References {
-        inputs: floats.chunks(length).map(<[f32]>::to_vec).collect(),
-        logits: serde_json::from_value(json["logits"].clone()).unwrap(),
-        predicted: serde_json::from_value(json["predicted"].clone()).unwrap(),
-    }
-}
-
-fn softmax(logits: &[f32]) -> Vec<f64> {
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
-    let e: Vec<f64> = logits.iter().map(|&x| (x as f64 - max).exp()).collect();
-    let sum: f64 = e.iter().sum();
-    e.into_iter().map(|x| x / sum).collect()
+fn references() -> Reference {
+    Reference::of_model(&workspace().join("models/bearing-lstm")).unwrap()
 }
 
 /// A cold compile plus ONNX Runtime's start can take a while; a cache hit is well under a second.
@@ -121,58 +75,24 @@ impl Server {
     }
 }
 
-/// One request per connection; the reply's status and JSON body.
+/// One request per connection; the reply's status and JSON body (`null` when it is not JSON).
 fn request(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> (u16, serde_json::Value) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-        body.len()
+    let reply = common::request(
+        addr,
+        method,
+        path,
+        &[("Content-Type", "application/json")],
+        body,
     );
-    s.write_all(head.as_bytes()).unwrap();
-    s.write_all(body).unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).unwrap();
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-    let head = String::from_utf8_lossy(&raw[..split]).to_string();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    let mut payload = raw[split + 4..].to_vec();
-    if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        payload = dechunk(&payload);
-    }
-    let json = serde_json::from_slice(&payload).unwrap_or(serde_json::Value::Null);
-    (status, json)
-}
-
-fn dechunk(mut data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    while let Some(eol) = data.windows(2).position(|w| w == b"\r\n") {
-        let size = usize::from_str_radix(
-            String::from_utf8_lossy(&data[..eol])
-                .split(';')
-                .next()
-                .unwrap()
-                .trim(),
-            16,
-        )
-        .unwrap_or(0);
-        if size == 0 {
-            break;
-        }
-        out.extend_from_slice(&data[eol + 2..eol + 2 + size]);
-        data = &data[eol + 2 + size + 2..];
-    }
-    out
+    let json = serde_json::from_slice(&reply.body).unwrap_or(serde_json::Value::Null);
+    (reply.status, json)
 }
 
 /// Every reference vector gives the reference class, and a confidence within rtol 1e-3 / atol
 /// 1e-5 of the reference logits' softmax; the batch route agrees.
 fn assert_reference_answers(server: &Server) {
     let refs = references();
-    for (i, x) in refs.inputs.iter().enumerate() {
+    for (i, x) in refs.records().into_iter().enumerate() {
         let (status, v) = server.post(
             "/predict",
             &serde_json::json!({ "signal": x, "return_probabilities": true }),
@@ -183,7 +103,7 @@ fn assert_reference_answers(server: &Server) {
             refs.predicted[i],
             "vector {i}"
         );
-        let want = softmax(&refs.logits[i])[refs.predicted[i]];
+        let want = f64::from(softmax(&refs.logits[i])[refs.predicted[i]]);
         let got = v["confidence"].as_f64().unwrap();
         assert!(
             (got - want).abs() <= 1e-5 + 1e-3 * want.abs(),
@@ -192,7 +112,7 @@ fn assert_reference_answers(server: &Server) {
     }
     let (status, v) = server.post(
         "/predict/batch",
-        &serde_json::json!({ "signals": refs.inputs }),
+        &serde_json::json!({ "signals": refs.records() }),
     );
     assert_eq!(status, 200, "{v}");
     let classes: Vec<usize> = v["predictions"]
@@ -255,7 +175,7 @@ fn without_onnx_runtime_the_host_still_serves_with_tract() {
     assert_eq!(status, 200);
     assert_eq!(health["device"], "tract/wasm", "{health}");
     let refs = references();
-    let (status, v) = server.post("/predict", &serde_json::json!({ "signal": refs.inputs[0] }));
+    let (status, v) = server.post("/predict", &serde_json::json!({ "signal": refs.input(0) }));
     assert_eq!(status, 200, "{v}");
     assert_eq!(
         v["predicted_class"].as_u64().unwrap() as usize,
@@ -306,8 +226,8 @@ fn sixty_four_concurrent_requests_all_succeed_on_the_session_pool() {
     ]);
     let refs = references();
     let bodies: Vec<Vec<u8>> = refs
-        .inputs
-        .iter()
+        .records()
+        .into_iter()
         .map(|x| serde_json::json!({ "signal": x }).to_string().into_bytes())
         .collect();
     let addr = server.addr;
@@ -416,7 +336,7 @@ fn bench_floor_reports_the_native_work_of_a_predict_body() {
     let body = dir.path().join("predict.json");
     std::fs::write(
         &body,
-        serde_json::json!({ "signal": refs.inputs[0] }).to_string(),
+        serde_json::json!({ "signal": refs.input(0) }).to_string(),
     )
     .unwrap();
     let floor = |body: &std::path::Path| {
@@ -445,7 +365,7 @@ fn bench_floor_reports_the_native_work_of_a_predict_body() {
     );
     let report: serde_json::Value =
         serde_json::from_slice(out.stdout.trim_ascii_end()).expect("one JSON object");
-    assert_eq!(report["samples"], refs.inputs[0].len());
+    assert_eq!(report["samples"], refs.input(0).len());
     let ms = |k: &str| report[k]["cpu_ms"].as_f64().unwrap();
     assert!(ms("decode") > 0.0 && ms("oip_binary") > 0.0, "{report}");
     // The /predict floor is the decode and the model call together.

@@ -13,7 +13,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{workspace, Server};
+use common::{parse_reply, request, workspace, Reply, Server};
 
 /// The component pfd-host's end-to-end tests serve: `PFD_TEST_COMPONENT` or the portable build.
 fn component() -> Option<PathBuf> {
@@ -104,115 +104,6 @@ impl Server {
         }
         logs
     }
-}
-
-struct Reply {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-    /// Whether the body arrived whole (its last chunk, or all its Content-Length).
-    complete: bool,
-}
-
-impl Reply {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-    fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
-    }
-}
-
-/// A minimal HTTP/1.1 client (one request per connection).
-fn request(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> Reply {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
-    s.write_all(head.as_bytes()).unwrap();
-    // The server may answer (e.g. 413) before reading the body; a failed write is then fine.
-    let _ = s.write_all(body);
-    let mut raw = Vec::new();
-    let _ = s.read_to_end(&mut raw);
-    parse_reply(&raw)
-}
-
-fn parse_reply(raw: &[u8]) -> Reply {
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or_else(|| panic!("no response head in {:?}", String::from_utf8_lossy(raw)));
-    let head = String::from_utf8_lossy(&raw[..split]).to_string();
-    let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .collect();
-    let mut body = raw[split + 4..].to_vec();
-    let chunked = headers
-        .iter()
-        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
-    let complete;
-    if chunked {
-        (body, complete) = dechunk(&body);
-    } else {
-        let length = headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
-            .and_then(|(_, v)| v.parse::<usize>().ok());
-        complete = length.is_none_or(|n| n == body.len());
-    }
-    Reply {
-        status,
-        headers,
-        body,
-        complete,
-    }
-}
-
-/// The chunked body's data, and whether its last (zero-size) chunk arrived.
-fn dechunk(mut data: &[u8]) -> (Vec<u8>, bool) {
-    let mut out = Vec::new();
-    while let Some(eol) = data.windows(2).position(|w| w == b"\r\n") {
-        let size_str = String::from_utf8_lossy(&data[..eol]);
-        let Ok(size) = usize::from_str_radix(size_str.split(';').next().unwrap().trim(), 16) else {
-            break;
-        };
-        if size == 0 {
-            return (out, true);
-        }
-        let Some(chunk) = data.get(eol + 2..eol + 2 + size) else {
-            out.extend_from_slice(&data[eol + 2..]);
-            break;
-        };
-        out.extend_from_slice(chunk);
-        data = data.get(eol + 2 + size + 2..).unwrap_or_default();
-    }
-    (out, false)
 }
 
 /// A `/predict` body with a full-length synthetic record.

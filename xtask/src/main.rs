@@ -17,6 +17,10 @@
 //!
 //! Outputs land in `build/` at the workspace root (stable paths that `spin.toml` and pfd-host
 //! name), whatever `CARGO_TARGET_DIR` is.
+//!
+//! `deps` checks that no crate's modules form a cycle, between files or folders (see [`deps`]).
+
+mod deps;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -74,8 +78,10 @@ fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("build-component") => build_component(&args[1..]),
+        Some("deps") => deps::run(&workspace_root(), &args[1..]),
         _ => {
             eprintln!("usage: cargo xtask build-component [--debug] [--no-preinit] [--only portable|wasi-nn|fault]");
+            eprintln!("       cargo xtask deps [--graph]");
             std::process::exit(2)
         }
     }

@@ -23,6 +23,13 @@ pub const DEFAULT_CLASS_NAMES: [&str; 11] = [
 pub const DEFAULT_SIGNAL_LENGTH: usize = 102_400;
 pub const DEFAULT_SAMPLE_RATE_HZ: u32 = 20_480;
 
+/// A model folder's ONNX graph.
+pub const MODEL_FILE: &str = "model.onnx";
+/// A model folder's card.
+pub const CARD_FILE: &str = "model.json";
+/// A model folder's reference vectors (logits and tolerances; the inputs file it names).
+pub const REFERENCE_FILE: &str = "reference.json";
+
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct TensorSpec {
     pub name: String,

@@ -2,11 +2,15 @@
 //! vectors, with the real ONNX Runtime when one is found (see `ort_lib`); without one they print a
 //! note and pass (CI provides the library through the project venv or `PFD_ORT_LIB`).
 
-use super::check::{allclose, argmax, infer, load_references, References};
+use super::device::Device;
 use super::error::ErrorKind;
-use super::ort_backend::{OrtGraph, SessionOptions};
-use super::registry::{ElementType, NnRegistry};
-use super::{ort_lib, Device};
+use super::graph_info::ElementType;
+use super::ort_lib;
+use super::registry::NnRegistry;
+use crate::eval::{argmax, closeness};
+use crate::nn::ort_backend::{infer, OrtGraph, SessionOptions};
+use crate::reference::Reference;
+use pfd_core::card::MODEL_FILE;
 use std::path::PathBuf;
 use wasmtime_wasi_nn::backend::NamedTensor;
 use wasmtime_wasi_nn::wit::TensorType;
@@ -17,7 +21,7 @@ fn model_dir() -> PathBuf {
 }
 
 /// The bundled graph on CPU with `sessions` sessions, or `None` (and a note) without ONNX Runtime.
-fn graph(sessions: usize) -> Option<(OrtGraph, References)> {
+fn graph(sessions: usize) -> Option<(OrtGraph, Reference)> {
     if let Err(e) = ort_lib::load(None) {
         eprintln!("note: no ONNX Runtime ({e:#}); skipping (set PFD_ORT_LIB or PFD_VENV)");
         return None;
@@ -28,12 +32,12 @@ fn graph(sessions: usize) -> Option<(OrtGraph, References)> {
     };
     let g = OrtGraph::load(
         "bearing-lstm",
-        &model_dir().join("model.onnx"),
+        &model_dir().join(MODEL_FILE),
         &opts,
         sessions,
     )
     .unwrap();
-    Some((g, load_references(&model_dir()).unwrap()))
+    Some((g, Reference::of_model(&model_dir()).unwrap()))
 }
 
 fn f32_tensor(dims: &[u32], values: &[f32]) -> Tensor {
@@ -71,18 +75,19 @@ fn metadata_describes_the_graph() {
 #[test]
 fn reference_vectors_match_one_by_one_and_as_a_batch() {
     let Some((g, refs)) = graph(1) else { return };
-    for (i, x) in refs.inputs.iter().enumerate() {
+    for (i, x) in refs.records().into_iter().enumerate() {
         let logits = infer(&g, &[x]).unwrap().remove(0);
-        let (ok, d) = allclose(&logits, &refs.logits[i], refs.rtol, refs.atol);
+        let c = closeness(&logits, &refs.logits[i], refs.rtol, refs.atol);
+        let (ok, d) = (c.ok(), c.max_abs_diff);
         assert!(ok, "vector {i}: max diff {d}");
         assert_eq!(argmax(&logits), refs.predicted[i], "vector {i}");
     }
-    let all: Vec<&[f32]> = refs.inputs.iter().map(Vec::as_slice).collect();
+    let all = refs.records();
     let rows = infer(&g, &all).unwrap();
-    assert_eq!(rows.len(), refs.inputs.len());
+    assert_eq!(rows.len(), refs.count);
     for (i, row) in rows.iter().enumerate() {
         assert!(
-            allclose(row, &refs.logits[i], refs.rtol, refs.atol).0,
+            closeness(row, &refs.logits[i], refs.rtol, refs.atol).ok(),
             "batch row {i}"
         );
     }
@@ -94,7 +99,7 @@ fn outputs_are_wasi_nn_tensors() {
     let out = g
         .run(input(f32_tensor(
             &[1, 1, refs.length as u32],
-            &refs.inputs[0],
+            refs.input(0),
         )))
         .unwrap();
     assert_eq!(out.len(), 1);
@@ -107,28 +112,25 @@ fn outputs_are_wasi_nn_tensors() {
 #[test]
 fn misaligned_input_bytes_are_decoded_not_rejected() {
     let Some((_, refs)) = graph(1) else { return };
-    let model = std::fs::read(model_dir().join("model.onnx")).unwrap();
+    let model = std::fs::read(model_dir().join(MODEL_FILE)).unwrap();
     let opts = SessionOptions {
         device: Device::Cpu,
         intra_threads: 1,
     };
-    let mut session = super::ort_backend::build_session(&model, &opts).unwrap();
-    let bytes: Vec<u8> = refs.inputs[3]
-        .iter()
-        .flat_map(|x| x.to_le_bytes())
-        .collect();
+    let mut session = crate::nn::ort_backend::build_session(&model, &opts).unwrap();
+    let bytes: Vec<u8> = refs.input(3).iter().flat_map(|x| x.to_le_bytes()).collect();
     let dims = vec![1i64, 1, refs.length as i64];
     // Aligned: viewed in place. At an odd address: decoded into a new buffer. Same answer.
     let mut padded = vec![0u8; bytes.len() + 1];
     padded[1..].copy_from_slice(&bytes);
     for data in [&bytes[..], &padded[1..]] {
         let value =
-            super::ort_backend::view::<f32, 4>(dims.clone(), data, f32::from_le_bytes).unwrap();
+            crate::nn::ort_backend::view::<f32, 4>(dims.clone(), data, f32::from_le_bytes).unwrap();
         let out = session
             .run(vec![(std::borrow::Cow::Borrowed("input"), value)])
             .unwrap();
         let (_, logits) = out["logits"].try_extract_tensor::<f32>().unwrap();
-        assert!(allclose(logits, &refs.logits[3], refs.rtol, refs.atol).0);
+        assert!(closeness(logits, &refs.logits[3], refs.rtol, refs.atol).ok());
     }
 }
 
@@ -136,7 +138,7 @@ fn misaligned_input_bytes_are_decoded_not_rejected() {
 fn malformed_inputs_are_clear_errors_not_panics() {
     let Some((g, refs)) = graph(1) else { return };
     let len = refs.length as u32;
-    let x = &refs.inputs[0];
+    let x = refs.input(0);
     let cases: Vec<(&str, Vec<NamedTensor>, ErrorKind, &str)> = vec![
         (
             "wrong dtype",
@@ -236,9 +238,9 @@ fn concurrent_runs_share_the_pool() {
             let (g, refs) = (&g, &refs);
             s.spawn(move || {
                 for k in 0..4 {
-                    let i = (t + k) % refs.inputs.len();
-                    let logits = infer(g, &[&refs.inputs[i]]).unwrap().remove(0);
-                    assert!(allclose(&logits, &refs.logits[i], refs.rtol, refs.atol).0);
+                    let i = (t + k) % refs.count;
+                    let logits = infer(g, &[refs.input(i)]).unwrap().remove(0);
+                    assert!(closeness(&logits, &refs.logits[i], refs.rtol, refs.atol).ok());
                 }
             });
         }
@@ -249,7 +251,7 @@ fn concurrent_runs_share_the_pool() {
 async fn runs_under_block_in_place_on_the_server_runtime() {
     let Some((g, refs)) = graph(1) else { return };
     // As the server runs it: on a runtime worker, inside an async task.
-    let logits = tokio::spawn(async move { infer(&g, &[&refs.inputs[1]]).unwrap().remove(0) })
+    let logits = tokio::spawn(async move { infer(&g, &[refs.input(1)]).unwrap().remove(0) })
         .await
         .unwrap();
     assert_eq!(logits.len(), 11);
@@ -258,7 +260,7 @@ async fn runs_under_block_in_place_on_the_server_runtime() {
 #[tokio::test(flavor = "current_thread")]
 async fn runs_inline_on_a_current_thread_runtime() {
     let Some((g, refs)) = graph(1) else { return };
-    assert_eq!(infer(&g, &[&refs.inputs[1]]).unwrap()[0].len(), 11);
+    assert_eq!(infer(&g, &[refs.input(1)]).unwrap()[0].len(), 11);
 }
 
 #[test]
@@ -284,33 +286,35 @@ fn setup_loads_the_model_directory_once() {
         return;
     }
     let dir = model_dir().parent().unwrap().to_path_buf();
-    let opts = super::NnOptions {
+    let opts = crate::nn::NnOptions {
         enabled: true,
-        device: super::DeviceRequest::Cpu,
+        device: crate::nn::DeviceRequest::Cpu,
         models: Some(vec!["bearing-lstm".into(), "not-there".into()]),
         sessions: 2,
         intra_threads: 1,
         ort_lib: None,
     };
-    let s = super::setup(Some(&dir), &opts).unwrap();
+    let s = crate::nn::setup(Some(&dir), &opts).unwrap();
     assert_eq!(s.device, Some(Device::Cpu));
     assert_eq!(s.registry.names().collect::<Vec<_>>(), ["bearing-lstm"]);
     // --device auto without CUDA (this build or this library) serves on CPU.
-    let auto = super::NnOptions {
-        device: super::DeviceRequest::Auto,
+    let auto = crate::nn::NnOptions {
+        device: crate::nn::DeviceRequest::Auto,
         ..opts.clone()
     };
-    let s = super::setup(Some(&dir), &auto).unwrap();
+    let s = crate::nn::setup(Some(&dir), &auto).unwrap();
     if !cfg!(feature = "cuda") {
         assert_eq!(s.device, Some(Device::Cpu));
     }
     // --device cuda without the feature fails the start with the reason.
     if !cfg!(feature = "cuda") {
-        let cuda = super::NnOptions {
-            device: super::DeviceRequest::Cuda,
+        let cuda = crate::nn::NnOptions {
+            device: crate::nn::DeviceRequest::Cuda,
             ..opts
         };
-        let e = super::setup(Some(&dir), &cuda).err().expect("no CUDA here");
+        let e = crate::nn::setup(Some(&dir), &cuda)
+            .err()
+            .expect("no CUDA here");
         assert!(format!("{e:#}").contains("cuda"), "{e:#}");
     }
 }

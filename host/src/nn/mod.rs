@@ -90,8 +90,9 @@
 //! with an empty registry, `load-by-name` answers `not-found`, and the guest runs the model with
 //! tract. Likewise with `--nn off`, which the end-to-end tests use to prove that fallback.
 
-pub mod check;
+pub mod device;
 pub mod error;
+pub mod graph_info;
 pub mod ort_backend;
 pub mod ort_lib;
 pub mod registry;
@@ -100,47 +101,15 @@ pub mod wit;
 #[cfg(test)]
 mod backend_tests;
 
+pub use device::{Device, DeviceRequest};
 pub use registry::NnRegistry;
 
 use anyhow::{bail, Context as _, Result};
+use pfd_core::card::MODEL_FILE;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 use tracing::{info, warn};
-
-/// The device the operator asks for (`--device` / `PFD_DEVICE`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum DeviceRequest {
-    /// ONNX Runtime's CPU execution provider.
-    Cpu,
-    /// ONNX Runtime's CUDA execution provider; the start fails if it is unavailable.
-    Cuda,
-    /// CUDA when available, else CPU (with a warning).
-    Auto,
-}
-
-/// The device that actually serves the graphs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Device {
-    Cpu,
-    Cuda,
-}
-
-impl Device {
-    /// `cpu` / `cuda`: the value of the guest's `PFD_NN_DEVICE`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Device::Cpu => "cpu",
-            Device::Cuda => "cuda",
-        }
-    }
-}
-
-impl std::fmt::Display for Device {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// Everything that decides which graphs the host serves and how (from the command line).
 #[derive(Debug, Clone)]
@@ -257,8 +226,8 @@ pub fn setup(models_dir: Option<&Path>, opts: &NnOptions) -> Result<NnSetup> {
                     device = %info.device,
                     sessions = info.sessions,
                     intra_threads = opts.intra_threads,
-                    inputs = %registry::describe_tensors(&info.inputs),
-                    outputs = %registry::describe_tensors(&info.outputs),
+                    inputs = %graph_info::describe_tensors(&info.inputs),
+                    outputs = %graph_info::describe_tensors(&info.outputs),
                     ms = started.elapsed().as_millis() as u64,
                     "wasi-nn graph loaded"
                 );
@@ -289,7 +258,7 @@ pub fn discover(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
     let mut found: Vec<(String, PathBuf)> = entries
         .filter_map(|e| e.ok())
         .filter_map(|e| {
-            let model = e.path().join("model.onnx");
+            let model = e.path().join(MODEL_FILE);
             let name = e.file_name().to_str()?.to_string();
             model.is_file().then_some((name, model))
         })
@@ -361,7 +330,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         for name in ["b", "a"] {
             std::fs::create_dir_all(tmp.path().join(name)).unwrap();
-            std::fs::write(tmp.path().join(name).join("model.onnx"), b"x").unwrap();
+            std::fs::write(tmp.path().join(name).join(MODEL_FILE), b"x").unwrap();
         }
         std::fs::create_dir_all(tmp.path().join("no-model")).unwrap();
         std::fs::write(tmp.path().join("stray.onnx"), b"x").unwrap();

@@ -7,9 +7,10 @@
 //! session and runs it, so a malformed request is an `invalid-argument` error naming the problem,
 //! and nothing the guest sends can reach a panic or ONNX Runtime with a buffer of the wrong size.
 
+use super::device::Device;
 use super::error::NnError;
-use super::registry::{ElementType, GraphInfo, TensorInfo};
-use super::{ort_lib, Device};
+use super::graph_info::{ElementType, GraphInfo, TensorInfo};
+use super::ort_lib;
 use anyhow::{anyhow, Context as _, Result};
 use ort::session::builder::{GraphOptimizationLevel, SessionBuilder};
 use ort::session::{Session, SessionInputValue};
@@ -590,4 +591,42 @@ impl BackendExecutionContext for OrtExecutionContext {
             }
         }
     }
+}
+
+/// Runs `graph`'s first input with `records` (`[n, 1, length]`) and returns its first output, one
+/// row per record.
+pub fn infer(graph: &OrtGraph, records: &[&[f32]]) -> Result<Vec<Vec<f32>>> {
+    let info = graph.info();
+    let input = info.inputs.first().context("the graph has no input")?;
+    let output = info.outputs.first().context("the graph has no output")?;
+    let length = records.first().map_or(0, |r| r.len());
+    let mut data = Vec::with_capacity(records.len() * length * 4);
+    for r in records {
+        for x in *r {
+            data.extend_from_slice(&x.to_le_bytes());
+        }
+    }
+    let tensor = Tensor::new(
+        vec![records.len() as u32, 1, length as u32],
+        TensorType::Fp32,
+        data,
+    );
+    let outputs = graph
+        .run(vec![NamedTensor {
+            name: input.name.clone(),
+            tensor,
+        }])
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let out = outputs
+        .into_iter()
+        .find(|t| t.name == output.name)
+        .context("no output")?;
+    let floats: Vec<f32> = out
+        .tensor
+        .data
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    let per = floats.len() / records.len().max(1);
+    Ok(floats.chunks(per.max(1)).map(<[f32]>::to_vec).collect())
 }

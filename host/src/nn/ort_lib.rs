@@ -52,19 +52,33 @@ pub fn loaded() -> Option<&'static OrtRuntime> {
     LOADED.get().and_then(|r| r.as_ref().ok())
 }
 
-fn load_uncached(explicit: Option<&Path>) -> Result<OrtRuntime, String> {
+/// Every library [`load`] would try, in order: `explicit` (else `PFD_ORT_LIB`) alone when given,
+/// else rules 2–4 of the module docs.
+pub fn candidates_for(explicit: Option<&Path>) -> Vec<(PathBuf, &'static str)> {
     let explicit = explicit
         .map(Path::to_path_buf)
         .or_else(|| non_empty_env("PFD_ORT_LIB").map(PathBuf::from));
-    let candidates: Vec<(PathBuf, &'static str)> = match explicit {
+    match explicit {
         Some(p) => vec![(p, "--ort-lib / PFD_ORT_LIB")],
         None => candidates(
             non_empty_env("ORT_DYLIB_PATH").map(PathBuf::from),
             &venv_dir(),
         ),
-    };
+    }
+}
+
+/// The first of [`candidates_for`]`(None)` that is a file on disk (the system loader's bare names
+/// are not): where a test, which must not load the library into its own process, finds it.
+pub fn library_file() -> Option<PathBuf> {
+    candidates_for(None)
+        .into_iter()
+        .map(|(p, _)| p)
+        .find(|p| p.components().count() > 1 && p.is_file())
+}
+
+fn load_uncached(explicit: Option<&Path>) -> Result<OrtRuntime, String> {
     let mut failures = Vec::new();
-    for (path, how) in candidates {
+    for (path, how) in candidates_for(explicit) {
         match try_load(&path) {
             Ok((env, version)) => {
                 return Ok(OrtRuntime {
@@ -90,8 +104,9 @@ fn non_empty_env(key: &str) -> Option<String> {
     std::env::var(key).ok().filter(|v| !v.is_empty())
 }
 
-/// `$PFD_VENV`, else `~/.cache/pfd-edge/venv` (as scripts/bootstrap.sh creates it).
-fn venv_dir() -> Option<PathBuf> {
+/// The project venv: `$PFD_VENV`, else `~/.cache/pfd-edge/venv` (as scripts/bootstrap.sh creates
+/// it). Its onnxruntime wheel is a candidate here; `model compare` runs its python.
+pub fn venv_dir() -> Option<PathBuf> {
     non_empty_env("PFD_VENV")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/pfd-edge/venv")))

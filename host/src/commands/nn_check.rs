@@ -11,102 +11,39 @@
 //! largest differences and the batch-1 / batch-N latencies, and exits non-zero on any mismatch, on
 //! a model that does not load, or when `--device cuda` has no CUDA. scripts/gpu-smoke.sh wraps it.
 
-use super::ort_backend::{OrtGraph, SessionOptions};
-use super::{available_cores, ort_lib, Device, DeviceRequest};
-use crate::config::NnCheckArgs;
-use crate::model_tools::reference::Reference;
-use anyhow::{bail, Context as _, Result};
-use std::path::Path;
+use crate::config::NnArgs;
+use crate::eval::{argmax, closeness, percentile};
+use crate::nn::ort_backend::{infer, OrtGraph, SessionOptions};
+use crate::nn::{available_cores, ort_lib, Device, DeviceRequest};
+use crate::reference::Reference;
+use anyhow::{bail, Result};
+use clap::Args;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use wasmtime_wasi_nn::backend::NamedTensor;
-use wasmtime_wasi_nn::wit::TensorType;
-use wasmtime_wasi_nn::Tensor;
 
-/// A model's reference vectors.
-#[derive(Debug, Clone)]
-pub struct References {
-    /// Samples per record.
-    pub length: usize,
-    /// One record per vector.
-    pub inputs: Vec<Vec<f32>>,
-    /// The expected logits of each vector.
-    pub logits: Vec<Vec<f32>>,
-    /// The expected class of each vector.
-    pub predicted: Vec<usize>,
-    /// Tolerances recorded with the references.
-    pub rtol: f64,
-    pub atol: f64,
-}
+/// `pfd-host nn-check`.
+#[derive(Debug, Clone, Args)]
+pub struct NnCheckArgs {
+    /// The model directory (`<name>/model.onnx`, `reference.json`, `reference_inputs.f32`).
+    #[arg(long, env = "PFD_MODELS_DIR", default_value = "models")]
+    pub models_dir: PathBuf,
 
-/// Reads `<model_dir>/reference.json` and its inputs file (the one reference-file reader,
-/// [`Reference::load`], split into one record per vector).
-pub fn load_references(model_dir: &Path) -> Result<References> {
-    let r = Reference::load(&model_dir.join("reference.json"))?;
-    Ok(References {
-        length: r.length,
-        inputs: r.inputs.chunks(r.length).map(<[f32]>::to_vec).collect(),
-        logits: r.logits,
-        predicted: r.predicted,
-        rtol: r.rtol,
-        atol: r.atol,
-    })
-}
+    /// Timed runs per measurement (after a warm-up).
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub iterations: u32,
 
-/// Whether `a` is within `atol + rtol·|b|` of `b` everywhere; and the largest `|a - b|`.
-pub fn allclose(a: &[f32], b: &[f32], rtol: f64, atol: f64) -> (bool, f64) {
-    if a.len() != b.len() {
-        return (false, f64::INFINITY);
-    }
-    let mut ok = true;
-    let mut max = 0f64;
-    for (&x, &y) in a.iter().zip(b) {
-        let d = (f64::from(x) - f64::from(y)).abs();
-        max = max.max(d);
-        if d.is_nan() || d > atol + rtol * f64::from(y).abs() {
-            ok = false;
-        }
-    }
-    (ok, max)
-}
+    /// Relative tolerance of the logits against CPU and the references. Default: each model's
+    /// own, recorded in its `reference.json` (an int8 model's is looser than an fp32 one's).
+    #[arg(long)]
+    pub rtol: Option<f64>,
 
-pub use pfd_core::postprocess::argmax;
+    /// Absolute tolerance of the logits against CPU and the references. Default: each model's
+    /// own, from its `reference.json`.
+    #[arg(long)]
+    pub atol: Option<f64>,
 
-/// Runs `graph`'s first input with `records` (`[n, 1, length]`) and returns its first output, one
-/// row per record.
-pub fn infer(graph: &OrtGraph, records: &[&[f32]]) -> Result<Vec<Vec<f32>>> {
-    let info = graph.info();
-    let input = info.inputs.first().context("the graph has no input")?;
-    let output = info.outputs.first().context("the graph has no output")?;
-    let length = records.first().map_or(0, |r| r.len());
-    let mut data = Vec::with_capacity(records.len() * length * 4);
-    for r in records {
-        for x in *r {
-            data.extend_from_slice(&x.to_le_bytes());
-        }
-    }
-    let tensor = Tensor::new(
-        vec![records.len() as u32, 1, length as u32],
-        TensorType::Fp32,
-        data,
-    );
-    let outputs = graph
-        .run(vec![NamedTensor {
-            name: input.name.clone(),
-            tensor,
-        }])
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let out = outputs
-        .into_iter()
-        .find(|t| t.name == output.name)
-        .context("no output")?;
-    let floats: Vec<f32> = out
-        .tensor
-        .data
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect();
-    let per = floats.len() / records.len().max(1);
-    Ok(floats.chunks(per.max(1)).map(<[f32]>::to_vec).collect())
+    #[command(flatten)]
+    pub nn: NnArgs,
 }
 
 /// p50 and p99 of `f`'s duration over `n` runs (after two warm-up runs).
@@ -120,16 +57,10 @@ pub fn time(n: u32, mut f: impl FnMut() -> Result<()>) -> Result<(Duration, Dura
         times.push(t.elapsed());
     }
     times.sort();
-    Ok((percentile(&times, 50.0), percentile(&times, 99.0)))
-}
-
-/// Nearest-rank percentile of sorted `v`.
-pub fn percentile(v: &[Duration], p: f64) -> Duration {
-    if v.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = ((p / 100.0) * v.len() as f64).ceil() as usize;
-    v[rank.clamp(1, v.len()) - 1]
+    Ok((
+        percentile(&times, 50.0).unwrap_or_default(),
+        percentile(&times, 99.0).unwrap_or_default(),
+    ))
 }
 
 fn ms(d: Duration) -> String {
@@ -154,7 +85,7 @@ pub fn run(args: &NnCheckArgs) -> Result<bool> {
         DeviceRequest::Cpu => Device::Cpu,
         DeviceRequest::Cuda | DeviceRequest::Auto => Device::Cuda,
     };
-    let models = super::discover(&args.models_dir)?;
+    let models = crate::nn::discover(&args.models_dir)?;
     if models.is_empty() {
         bail!("no <name>/model.onnx under {}", args.models_dir.display());
     }
@@ -166,7 +97,7 @@ pub fn run(args: &NnCheckArgs) -> Result<bool> {
                 continue;
             }
         }
-        let refs = match load_references(path.parent().unwrap_or(Path::new("."))) {
+        let refs = match Reference::of_model(path.parent().unwrap_or(Path::new("."))) {
             Ok(r) => r,
             Err(e) => {
                 println!("{name}: skipped (no reference vectors: {e:#})");
@@ -199,11 +130,13 @@ pub fn run(args: &NnCheckArgs) -> Result<bool> {
         let mut max_vs_cpu = 0f64;
         let mut max_vs_ref = 0f64;
         let mut mismatches = Vec::new();
-        for (i, x) in refs.inputs.iter().enumerate() {
+        for (i, x) in refs.records().into_iter().enumerate() {
             let on_cpu = infer(&cpu, &[x])?.remove(0);
             let on_dev = infer(&dev, &[x])?.remove(0);
-            let (ok_dev, d_dev) = allclose(&on_dev, &on_cpu, rtol, atol);
-            let (ok_ref, d_ref) = allclose(&on_cpu, &refs.logits[i], rtol, atol);
+            let dev_vs_cpu = closeness(&on_dev, &on_cpu, rtol, atol);
+            let (ok_dev, d_dev) = (dev_vs_cpu.ok(), dev_vs_cpu.max_abs_diff);
+            let cpu_vs_ref = closeness(&on_cpu, &refs.logits[i], rtol, atol);
+            let (ok_ref, d_ref) = (cpu_vs_ref.ok(), cpu_vs_ref.max_abs_diff);
             max_vs_cpu = max_vs_cpu.max(d_dev);
             max_vs_ref = max_vs_ref.max(d_ref);
             if !ok_dev {
@@ -225,10 +158,11 @@ pub fn run(args: &NnCheckArgs) -> Result<bool> {
             }
         }
         // The whole set as one batch must give the same rows.
-        let all: Vec<&[f32]> = refs.inputs.iter().map(Vec::as_slice).collect();
+        let all = refs.records();
         let batch = infer(&dev, &all)?;
         for (i, row) in batch.iter().enumerate() {
-            let (ok, d) = allclose(row, &refs.logits[i], rtol, atol);
+            let row_vs_ref = closeness(row, &refs.logits[i], rtol, atol);
+            let (ok, d) = (row_vs_ref.ok(), row_vs_ref.max_abs_diff);
             max_vs_ref = max_vs_ref.max(d);
             if !ok {
                 mismatches.push(format!(
@@ -238,7 +172,7 @@ pub fn run(args: &NnCheckArgs) -> Result<bool> {
             }
         }
 
-        let one = [refs.inputs[0].as_slice()];
+        let one = [refs.input(0)];
         let (cpu1, _) = time(args.iterations, || infer(&cpu, &one).map(drop))?;
         let (dev1, dev1_p99) = time(args.iterations, || infer(&dev, &one).map(drop))?;
         let (dev_n, _) = time(args.iterations.div_ceil(4), || infer(&dev, &all).map(drop))?;
@@ -249,7 +183,7 @@ pub fn run(args: &NnCheckArgs) -> Result<bool> {
         }
         rows.push(format!(
             "| {name} | {device} | {} | {rtol:.0e} / {atol:.0e} | {:.2e} | {:.2e} | {} | {} / {} | {} ({}) | {} |",
-            refs.inputs.len(),
+            refs.count,
             max_vs_cpu,
             max_vs_ref,
             ms(cpu1),
@@ -275,31 +209,4 @@ pub fn run(args: &NnCheckArgs) -> Result<bool> {
         available_cores()
     );
     Ok(all_ok)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tolerances_and_percentiles() {
-        assert!(allclose(&[1.0, 2.0], &[1.0005, 2.0], 1e-3, 1e-5).0);
-        assert!(!allclose(&[1.0, 2.0], &[1.01, 2.0], 1e-3, 1e-5).0);
-        assert!(!allclose(&[0.0], &[f32::NAN], 1e-3, 1e-5).0);
-        assert!(!allclose(&[0.0], &[0.0, 1.0], 1e-3, 1e-5).0);
-        assert_eq!(argmax(&[0.1, 3.0, -1.0]), 1);
-        let v: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
-        assert_eq!(percentile(&v, 50.0), Duration::from_millis(50));
-        assert_eq!(percentile(&v, 99.0), Duration::from_millis(99));
-        assert_eq!(percentile(&v[..1], 99.0), Duration::from_millis(1));
-    }
-
-    #[test]
-    fn reads_the_bundled_references() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/bearing-lstm");
-        let r = load_references(&dir).unwrap();
-        assert_eq!(r.inputs.len(), r.logits.len());
-        assert_eq!(r.inputs[0].len(), r.length);
-        assert_eq!(r.logits[0].len(), 11);
-    }
 }

@@ -10,7 +10,6 @@
 //! (`wasi:http`, `wasi:nn`…) are defined as traps: pre-initialisation must not use them, and a
 //! guest that tried would fail the build loudly rather than snapshot a half-initialised state.
 
-use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -21,8 +20,26 @@ use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 use wasmtime_wizer::Wizer;
 
 use crate::manifest::{AppManifest, Mount};
+use clap::Args;
+use std::path::PathBuf;
 
-pub async fn run(input: &Path, output: &Path, manifest_path: &Path) -> Result<()> {
+/// `pfd-host preinit`.
+#[derive(Debug, Clone, Args)]
+pub struct PreinitArgs {
+    /// The core module (wasm32-wasip1 reactor) exporting `wizer-initialize`.
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Where to write the pre-initialised core module.
+    #[arg(long)]
+    pub output: PathBuf,
+    /// The manifest whose mounts and environment the initialisation sees.
+    #[arg(long, default_value = "spin.toml")]
+    pub manifest: PathBuf,
+}
+
+/// `pfd-host preinit`.
+pub async fn run(args: &PreinitArgs) -> Result<()> {
+    let (input, output, manifest_path) = (&args.input, &args.output, &args.manifest);
     let started = Instant::now();
     let manifest = AppManifest::load(manifest_path)?;
     let wasm = std::fs::read(input).with_context(|| format!("reading {}", input.display()))?;

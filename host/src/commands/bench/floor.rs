@@ -21,11 +21,12 @@
 //! same sum of the server from `/proc/<pid>/stat`) over the loop, divided by the iterations.
 //! Prints one JSON object.
 
-use crate::bench::{resolve_device, session_logits};
-use crate::config::BenchArgs;
+use super::args::BenchArgs;
+use super::baseline::{resolve_device, session_logits};
 use crate::nn::ort_backend::{build_session, SessionOptions};
 use crate::nn::ort_lib;
 use anyhow::{anyhow, bail, Context as _, Result};
+use pfd_core::card::MODEL_FILE;
 use pfd_core::predict::{parse_predict, Limits};
 use serde_json::json;
 use std::path::Path;
@@ -34,7 +35,7 @@ use std::time::{Duration, Instant};
 pub fn run(args: &BenchArgs, body_path: &Path) -> Result<()> {
     let body =
         std::fs::read(body_path).with_context(|| format!("reading {}", body_path.display()))?;
-    let model_path = args.models_dir.join(&args.model).join("model.onnx");
+    let model_path = args.models_dir.join(&args.model).join(MODEL_FILE);
     let model =
         std::fs::read(&model_path).with_context(|| format!("reading {}", model_path.display()))?;
     let opts = args.nn.options();

@@ -10,19 +10,53 @@
 //!   the component's own parser ([`pfd_core::config::Config::from_vars`]), so a bad value stops
 //!   `serve` at start, naming the setting, instead of every request answering 500.
 //!
-//! `serve` and `config` both call [`component`], so what `config` prints is what `serve` runs with.
+//! `serve` and `config` both call [`component`](super::serve::component), so what `config` prints is what `serve` runs with.
 //! Secrets (the component's `secret` settings, and any name containing `KEY`, `TOKEN`, `SECRET` or
 //! `PASSWORD`) are printed as `<redacted>` — or `<empty>` when unset, which is worth knowing.
 //!
 //! [`load_dotenv`]: crate::config::load_dotenv
 
-use crate::config::{ConfigFormat, DotEnv, ServeArgs};
-use crate::manifest::{AppManifest, GuestEnv};
-use anyhow::{bail, Result};
+use super::serve::{component, Component, ServeArgs};
+use crate::config::DotEnv;
+use anyhow::Result;
 use clap::parser::ValueSource;
 use clap::ArgMatches;
+use clap::{Args, ValueEnum};
 use serde::Serialize;
-use std::collections::BTreeMap;
+
+/// `pfd-host config`.
+#[derive(Debug, Clone, Args)]
+pub struct ConfigArgs {
+    /// Output: aligned `NAME=value  # source` lines, or one JSON object.
+    #[arg(long, value_enum, default_value_t = ConfigFormat::Text)]
+    pub format: ConfigFormat,
+
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+/// `pfd-host config --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ConfigFormat {
+    Text,
+    Json,
+}
+
+/// `pfd-host config`: prints the settings `serve` would run with. `cli` is the whole command line
+/// (for each flag's variable), `top` its matches (global flags) and `sub` the `config` subcommand's.
+pub fn run(
+    args: &ConfigArgs,
+    cli: &clap::Command,
+    top: &ArgMatches,
+    sub: &ArgMatches,
+    dotenv: &DotEnv,
+) -> Result<()> {
+    let component = component(&args.serve)?;
+    let host = host_settings(cli, top, sub, dotenv);
+    let guest = component_settings(&component, &args.serve, dotenv);
+    print!("{}", render(args.format, dotenv, &host, &guest));
+    Ok(())
+}
 
 /// Where a value came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,42 +100,6 @@ pub struct Setting {
     /// The value, secrets redacted.
     pub value: String,
     pub source: Source,
-}
-
-/// What the component will run with.
-pub struct Component {
-    pub manifest: Option<AppManifest>,
-    pub env: GuestEnv,
-    /// The component's settings, parsed as the component parses them.
-    pub config: pfd_core::config::Config,
-}
-
-/// Loads the manifest (when present), resolves the guest environment and checks it.
-pub fn component(args: &ServeArgs) -> Result<Component> {
-    let manifest = if args.manifest.is_file() {
-        Some(AppManifest::load(&args.manifest)?)
-    } else if args.component.is_some() {
-        None
-    } else {
-        bail!(
-            "no manifest at {} (set --manifest / PFD_MANIFEST, or --component / PFD_COMPONENT)",
-            args.manifest.display()
-        );
-    };
-    let empty = BTreeMap::new();
-    let env = GuestEnv::resolve(
-        manifest.as_ref().map(|m| &m.environment).unwrap_or(&empty),
-        |k| std::env::var(k).ok(),
-        &args.guest_env,
-    );
-    let vars: BTreeMap<String, String> = env.vars.iter().cloned().collect();
-    let config = pfd_core::config::Config::from_vars(&vars)
-        .map_err(|e| anyhow::anyhow!("component environment: {e}"))?;
-    Ok(Component {
-        manifest,
-        env,
-        config,
-    })
 }
 
 fn is_secret(name: &str) -> bool {

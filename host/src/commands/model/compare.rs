@@ -13,9 +13,11 @@
 //! the raw figures to `<out>/compare.json`, the plot to `<out>/compare.svg`.
 
 use super::backends::{self, Backend, BackendOptions, Load, Runner};
+use super::files::{Card, ModelFiles};
 use super::onnx_info::{self, Summary};
-use super::reference::Reference;
-use super::{argmax, percentile, short, Card, ModelFiles};
+use crate::eval::{argmax, percentile, sha256_hex};
+use crate::reference::Reference;
+use crate::report::{short, Machine};
 use anyhow::{anyhow, bail, Context as _, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -73,9 +75,8 @@ pub struct CompareArgs {
     #[arg(long = "backend", value_enum)]
     pub backends: Vec<Backend>,
 
-    /// The ONNX Runtime shared library (see `model validate --help`).
-    #[arg(long, env = "PFD_ORT_LIB")]
-    pub ort_lib: Option<PathBuf>,
+    #[command(flatten)]
+    pub ort: crate::config::OrtLibArg,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -241,7 +242,7 @@ pub fn run(args: &CompareArgs) -> Result<bool> {
             .expect("valid template"),
     );
     let opts = BackendOptions {
-        ort_lib: args.ort_lib.clone(),
+        ort_lib: args.ort.ort_lib.clone(),
     };
 
     let mut agreement = Vec::new();
@@ -326,7 +327,7 @@ pub fn run(args: &CompareArgs) -> Result<bool> {
         a: info_a,
         b: info_b,
         sizes,
-        machine: machine(),
+        machine: Machine::detect().describe(),
         record_length: length,
         fresh_records: fresh.as_ref().map(|f| f.what.clone()),
         agreement,
@@ -375,7 +376,7 @@ fn open(f: &ModelFiles) -> Result<(Vec<u8>, ModelInfo, Summary, ModelCard)> {
         path: f.onnx.display().to_string(),
         bytes: bytes.len() as u64,
         mb: bytes.len() as f64 / 1e6,
-        sha256: super::sha256_hex(&bytes),
+        sha256: sha256_hex(&bytes),
         model_type: card.as_ref().map(|c| c.card.model_type.clone()),
         ops: summary.ops.keys().map(ToString::to_string).collect(),
     };
@@ -386,13 +387,7 @@ fn python(explicit: Option<&Path>) -> PathBuf {
     if let Some(p) = explicit {
         return p.to_path_buf();
     }
-    let venv = std::env::var_os("PFD_VENV")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/pfd-edge/venv"))
-        });
-    if let Some(v) = venv {
+    if let Some(v) = crate::nn::ort_lib::venv_dir() {
         let p = v.join("bin/python");
         if p.is_file() {
             return p;
@@ -539,9 +534,9 @@ fn agree(
 fn stats(mut v: Vec<f64>) -> Percentiles {
     v.sort_by(|a, b| a.total_cmp(b));
     Percentiles {
-        p50: percentile(&v, 50.0),
-        p95: percentile(&v, 95.0),
-        p99: percentile(&v, 99.0),
+        p50: percentile(&v, 50.0).unwrap_or(f64::NAN),
+        p95: percentile(&v, 95.0).unwrap_or(f64::NAN),
+        p99: percentile(&v, 99.0).unwrap_or(f64::NAN),
         mean: v.iter().sum::<f64>() / v.len().max(1) as f64,
     }
 }
@@ -595,23 +590,6 @@ fn time_pair(
         a_ms: a,
         b_ms: b,
     })
-}
-
-/// `<cpu model>, <n> cores` (Linux), else the core count.
-fn machine() -> String {
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
-    let cpu = std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|s| {
-        s.lines()
-            .find(|l| l.starts_with("model name"))
-            .and_then(|l| l.split_once(':'))
-            .map(|(_, v)| v.trim().to_string())
-    });
-    match cpu {
-        Some(c) => format!("{c}, {cores} cores available, {}", std::env::consts::ARCH),
-        None => format!("{cores} cores available, {}", std::env::consts::ARCH),
-    }
 }
 
 fn pct(v: f64) -> String {

@@ -19,9 +19,11 @@
 //! reference); exit 0 on PASS, 1 otherwise.
 
 use super::backends::{self, Backend, BackendOptions, Load};
+use super::files::{Card, ModelFiles};
 use super::onnx_info::{self, Check, Level, Summary};
-use super::reference::Reference;
-use super::{short, Card, ModelFiles};
+use crate::eval::{argmax, closeness, sha256_hex, Closeness};
+use crate::reference::Reference;
+use crate::report::short;
 use anyhow::{Context as _, Result};
 use clap::Args;
 use pfd_core::card::ModelCard;
@@ -48,10 +50,8 @@ pub struct ValidateArgs {
     #[arg(long = "backend", value_enum)]
     pub backends: Vec<Backend>,
 
-    /// The ONNX Runtime shared library (libonnxruntime.so*). Default: ORT_DYLIB_PATH, else the
-    /// venv's onnxruntime wheel ($PFD_VENV or ~/.cache/pfd-edge/venv), else the system loader.
-    #[arg(long, env = "PFD_ORT_LIB")]
-    pub ort_lib: Option<PathBuf>,
+    #[command(flatten)]
+    pub ort: crate::config::OrtLibArg,
 }
 
 /// What one backend did with the model.
@@ -98,7 +98,7 @@ pub fn run(args: &ValidateArgs) -> Result<bool> {
     let files = ModelFiles::resolve(&args.model, args.card.as_deref())?;
     let bytes =
         std::fs::read(&files.onnx).with_context(|| format!("reading {}", files.onnx.display()))?;
-    let sha = super::sha256_hex(&bytes);
+    let sha = sha256_hex(&bytes);
     let mut r = Report::new();
     r.section(format!(
         "model validate: {} ({} bytes, sha256 {}…)",
@@ -213,7 +213,7 @@ pub fn run(args: &ValidateArgs) -> Result<bool> {
         Backend::ALL.to_vec()
     };
     let opts = BackendOptions {
-        ort_lib: args.ort_lib.clone(),
+        ort_lib: args.ort.ort_lib.clone(),
     };
     let mut ran = 0;
     let mut unsupported_everywhere = 0;
@@ -388,12 +388,16 @@ fn run_backend(
                 x.classes()
             ));
         }
-        let (b, max, at) = super::compare_close(&got, &x.logits[i], x.rtol, x.atol);
+        let Closeness {
+            outside: b,
+            max_abs_diff: max,
+            at,
+        } = closeness(&got, &x.logits[i], x.rtol, x.atol);
         bad += b;
         if max > worst.0 || (max.is_infinite() && worst.0.is_finite()) {
             worst = (max, i, at);
         }
-        argmax_ok += usize::from(super::argmax(&got) == x.predicted[i]);
+        argmax_ok += usize::from(argmax(&got) == x.predicted[i]);
     }
     let per = run_started.elapsed().as_secs_f64() * 1e3 / x.count as f64;
     let total = x.count * x.classes();

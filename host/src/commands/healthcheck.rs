@@ -6,9 +6,64 @@
 //! a refused connection, a timeout, a malformed URL), with one line on stderr saying why.
 
 use anyhow::{anyhow, bail, Context, Result};
+use clap::Args;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
+use std::net::SocketAddr;
 use std::time::Duration;
+
+use crate::config::DEFAULT_LISTEN;
+
+/// `pfd-host healthcheck`.
+#[derive(Debug, Clone, Args)]
+pub struct HealthcheckArgs {
+    /// URL to GET (http only). Default: `/health/ready` on the port of PFD_LISTEN (or 3000), via
+    /// loopback.
+    #[arg(long, env = "PFD_HEALTHCHECK_URL")]
+    pub url: Option<String>,
+
+    /// Give up after this long (connect + response).
+    #[arg(long, env = "PFD_HEALTHCHECK_TIMEOUT_MS", default_value_t = 3_000)]
+    pub timeout_ms: u64,
+}
+
+impl HealthcheckArgs {
+    /// The URL to probe: `--url`, else derived from `PFD_LISTEN`, so a container that moves the
+    /// port needs no second setting.
+    pub fn effective_url(&self) -> String {
+        if let Some(url) = &self.url {
+            return url.clone();
+        }
+        let listen = std::env::var("PFD_LISTEN").unwrap_or_else(|_| DEFAULT_LISTEN.to_string());
+        default_health_url(&listen)
+    }
+}
+
+/// `http://<loopback>:<port>/health/ready` for a listen address; an unspecified address
+/// (0.0.0.0 / ::) is probed on loopback.
+pub fn default_health_url(listen: &str) -> String {
+    match listen.parse::<SocketAddr>() {
+        Ok(addr) => {
+            let host = match addr {
+                SocketAddr::V4(a) if a.ip().is_unspecified() => "127.0.0.1".to_string(),
+                SocketAddr::V4(a) => a.ip().to_string(),
+                SocketAddr::V6(a) if a.ip().is_unspecified() => "[::1]".to_string(),
+                SocketAddr::V6(a) => format!("[{}]", a.ip()),
+            };
+            format!("http://{host}:{}/health/ready", addr.port())
+        }
+        Err(_) => "http://127.0.0.1:3000/health/ready".to_string(),
+    }
+}
+
+/// `pfd-host healthcheck`.
+pub async fn run(args: &HealthcheckArgs) -> Result<()> {
+    probe(
+        &args.effective_url(),
+        Duration::from_millis(args.timeout_ms),
+    )
+    .await
+}
 
 /// Probes `url`; `Ok(())` only for HTTP 200.
 pub async fn probe(url: &str, timeout: Duration) -> Result<()> {
@@ -61,6 +116,22 @@ async fn get(url: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn health_url_defaults() {
+        assert_eq!(
+            default_health_url("0.0.0.0:8080"),
+            "http://127.0.0.1:8080/health/ready"
+        );
+        assert_eq!(
+            default_health_url("[::]:8080"),
+            "http://[::1]:8080/health/ready"
+        );
+        assert_eq!(
+            default_health_url("10.0.0.5:3000"),
+            "http://10.0.0.5:3000/health/ready"
+        );
+    }
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     async fn one_shot_server(reply: &'static str) -> String {

@@ -21,7 +21,7 @@ use pfd_signal::unknown::{self, Calibration, Features, FEATURE_NAMES};
 use serde_json::json;
 
 use super::compare::read_records_file;
-use super::{Card, ModelFiles};
+use super::files::{Card, ModelFiles};
 
 #[derive(Debug, Clone, Args)]
 pub struct CalibrateArgs {

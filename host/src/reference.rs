@@ -1,8 +1,10 @@
 //! Reference vectors: `reference.json` (logits, tolerances) and its raw inputs file
 //! (little-endian float32, row-major `[count, length]`), as written by models/scripts/train.py
-//! and quantize.py.
+//! and quantize.py. The one reader of them, for every tool and test: [`Reference::load`] reads a
+//! file, [`Reference::of_model`] a model folder's (the file its card names).
 
 use anyhow::{bail, Context as _, Result};
+use pfd_core::card::{ModelCard, CARD_FILE, REFERENCE_FILE};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -97,7 +99,7 @@ impl Reference {
                 p.len(),
                 raw.count
             ),
-            None => raw.logits.iter().map(|r| super::argmax(r)).collect(),
+            None => raw.logits.iter().map(|r| crate::eval::argmax(r)).collect(),
         };
         let labels = raw.labels.filter(|l| l.len() == raw.count);
         let inputs = bytes
@@ -120,6 +122,25 @@ impl Reference {
         })
     }
 
+    /// The reference vectors of the model folder `model_dir`: the file its card's `reference.file`
+    /// names, else [`REFERENCE_FILE`].
+    pub fn of_model(model_dir: &Path) -> Result<Reference> {
+        let card_path = model_dir.join(CARD_FILE);
+        let file = match std::fs::read(&card_path) {
+            Ok(bytes) => ModelCard::parse(&bytes)
+                .with_context(|| format!("{}", card_path.display()))?
+                .reference
+                .map(|r| r.file),
+            Err(_) => None,
+        };
+        Reference::load(&model_dir.join(file.as_deref().unwrap_or(REFERENCE_FILE)))
+    }
+
+    /// One slice per vector.
+    pub fn records(&self) -> Vec<&[f32]> {
+        self.inputs.chunks(self.length).collect()
+    }
+
     /// Vector `i`.
     pub fn input(&self, i: usize) -> &[f32] {
         &self.inputs[i * self.length..(i + 1) * self.length]
@@ -128,5 +149,46 @@ impl Reference {
     /// The number of classes (logits per vector).
     pub fn classes(&self) -> usize {
         self.logits[0].len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_bundled_references_through_the_card() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/bearing-lstm");
+        let r = Reference::of_model(&dir).unwrap();
+        assert_eq!(r.path, dir.join(REFERENCE_FILE));
+        assert_eq!(r.records().len(), r.logits.len());
+        assert_eq!(r.records()[0].len(), r.length);
+        assert_eq!(r.input(1), r.records()[1]);
+        assert_eq!(r.logits[0].len(), 11);
+    }
+
+    #[test]
+    fn the_card_names_the_reference_file() {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/bearing-lstm");
+        let dir = tempfile::tempdir().unwrap();
+        let card = std::fs::read_to_string(src.join(CARD_FILE)).unwrap();
+        let card = card.replace(
+            "\"file\": \"reference.json\"",
+            "\"file\": \"elsewhere.json\"",
+        );
+        assert!(card.contains("elsewhere.json"));
+        std::fs::write(dir.path().join(CARD_FILE), card).unwrap();
+        let e = Reference::of_model(dir.path()).unwrap_err();
+        assert!(format!("{e:#}").contains("elsewhere.json"), "{e:#}");
+        std::fs::copy(src.join(REFERENCE_FILE), dir.path().join("elsewhere.json")).unwrap();
+        std::fs::copy(
+            src.join("reference_inputs.f32"),
+            dir.path().join("reference_inputs.f32"),
+        )
+        .unwrap();
+        assert_eq!(
+            Reference::of_model(dir.path()).unwrap().count,
+            Reference::of_model(&src).unwrap().count
+        );
     }
 }
