@@ -5,7 +5,7 @@ use super::args::BenchArgs;
 use super::results::{PathResult, TARGET_RATIO};
 use crate::eval::percentile;
 use crate::nn::Device;
-use crate::report::Machine;
+use crate::report::{bar_chart, Bar, BarStyle, Machine};
 use anyhow::{anyhow, Result};
 use serde_json::{json, Value};
 use std::path::Path;
@@ -134,74 +134,59 @@ pub(super) fn plot(results: &[PathResult], path: &Path, batch: usize) -> Result<
         (format!("/predict/batch ({batch} signals)"), 1usize),
     ]) {
         // Bars: for each path, model p50 then (for servers) end-to-end p50.
-        let mut bars: Vec<(String, f64, RGBColor)> = Vec::new();
+        let mut bars: Vec<Bar> = Vec::new();
+        let mut bar = |label: String, value: f64, color: RGBColor| {
+            bars.push(Bar {
+                label,
+                value,
+                color,
+            })
+        };
         for (i, r) in results.iter().enumerate() {
             let s = if pick == 0 { &r.single } else { &r.batch };
             let c = colors[i % colors.len()];
             if r.key == "native-ort" {
-                bars.push(("ORT in-process".into(), s.model(50.0), c));
+                bar("ORT in-process".into(), s.model(50.0), c);
             } else {
                 if !s.host_compute_ms.is_empty() {
                     let host = percentile(&s.host_compute_ms, 50.0).unwrap_or(f64::NAN);
-                    bars.push((format!("{} host", r.key), host, darken(c)));
+                    bar(format!("{} host", r.key), host, darken(c));
                 }
-                bars.push((format!("{} model", r.key), s.model(50.0), c));
-                bars.push((format!("{} e2e", r.key), s.e2e(50.0), lighten(c)));
+                bar(format!("{} model", r.key), s.model(50.0), c);
+                bar(format!("{} e2e", r.key), s.e2e(50.0), lighten(c));
             }
         }
-        let max = bars.iter().map(|b| b.1).fold(f64::MIN_POSITIVE, f64::max) * 3.0;
+        let max = bars
+            .iter()
+            .map(|b| b.value)
+            .fold(f64::MIN_POSITIVE, f64::max)
+            * 3.0;
         let min = bars
             .iter()
-            .map(|b| b.1)
+            .map(|b| b.value)
             .filter(|v| *v > 0.0)
             .fold(f64::MAX, f64::min)
             / 3.0;
-        let labels: Vec<String> = bars.iter().map(|b| b.0.clone()).collect();
-        let mut chart = ChartBuilder::on(panel)
-            .caption(title, ("sans-serif", 18))
-            .margin(12)
-            .x_label_area_size(60)
-            .y_label_area_size(60)
-            .build_cartesian_2d(
-                (0..bars.len().saturating_sub(1)).into_segmented(),
-                (min..max).log_scale(),
-            )
-            .map_err(|e| err(&e))?;
+        let y_labels = |v: &f64| {
+            let s = format!("{v:.3}");
+            s.trim_end_matches('0').trim_end_matches('.').to_string()
+        };
+        let style = BarStyle {
+            caption: title,
+            caption_size: 18,
+            y_desc: "ms",
+            x_label_area: 60,
+            y_label_area: 60,
+            bar_margin: 8,
+            y_labels: Some(&y_labels),
+        };
+        let mut chart =
+            bar_chart(panel, &style, &bars, (min..max).log_scale(), min).map_err(|e| err(&e))?;
         chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .y_desc("ms")
-            .x_labels(bars.len())
-            .x_label_formatter(&|v| match v {
-                SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => {
-                    labels.get(*i).cloned().unwrap_or_default()
-                }
-                SegmentValue::Last => String::new(),
-            })
-            .y_label_formatter(&|v| {
-                let s = format!("{v:.3}");
-                s.trim_end_matches('0').trim_end_matches('.').to_string()
-            })
-            .draw()
-            .map_err(|e| err(&e))?;
-        chart
-            .draw_series(bars.iter().enumerate().map(|(i, (_, v, c))| {
-                let mut r = Rectangle::new(
-                    [
-                        (SegmentValue::Exact(i), min),
-                        (SegmentValue::Exact(i + 1), *v),
-                    ],
-                    c.filled(),
-                );
-                r.set_margin(0, 0, 8, 8);
-                r
-            }))
-            .map_err(|e| err(&e))?;
-        chart
-            .draw_series(bars.iter().enumerate().map(|(i, (_, v, _))| {
+            .draw_series(bars.iter().enumerate().map(|(i, b)| {
                 Text::new(
-                    format!("{v:.3}"),
-                    (SegmentValue::CenterOf(i), *v * 1.15),
+                    format!("{:.3}", b.value),
+                    (SegmentValue::CenterOf(i), b.value * 1.15),
                     ("sans-serif", 13).into_font(),
                 )
             }))

@@ -17,7 +17,7 @@ use super::files::{Card, ModelFiles};
 use super::onnx_info::{self, Summary};
 use crate::eval::{argmax, percentile, sha256_hex};
 use crate::reference::Reference;
-use crate::report::{short, Machine};
+use crate::report::{bar_chart, short, Bar, BarStyle, Machine};
 use anyhow::{anyhow, bail, Context as _, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -704,46 +704,28 @@ fn plot(r: &Results, path: &Path) -> Result<()> {
     // Sizes (kB).
     let sizes = [(&r.a, colors[0]), (&r.b, colors[1])];
     let max_kb = r.a.bytes.max(r.b.bytes) as f64 / 1e3 * 1.2;
-    let mut chart = ChartBuilder::on(&left)
-        .caption(
-            format!(
-                "file size (kB): {:.2}x smaller, -{:.1} %",
-                r.sizes.ratio_a_over_b, r.sizes.reduction_percent
-            ),
-            ("sans-serif", 15),
-        )
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(50)
-        .build_cartesian_2d((0..1usize).into_segmented(), 0.0..max_kb)
-        .map_err(|e| err(&e))?;
-    let names = [format!("A {}", r.a.name), format!("B {}", r.b.name)];
-    chart
-        .configure_mesh()
-        .disable_x_mesh()
-        .y_desc("kB")
-        .x_labels(2)
-        .x_label_formatter(&|v| match v {
-            SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => {
-                names.get(*i).cloned().unwrap_or_default()
-            }
-            SegmentValue::Last => String::new(),
+    let size_bars: Vec<Bar> = sizes
+        .iter()
+        .zip([format!("A {}", r.a.name), format!("B {}", r.b.name)])
+        .map(|((m, c), label)| Bar {
+            label,
+            value: m.bytes as f64 / 1e3,
+            color: *c,
         })
-        .draw()
-        .map_err(|e| err(&e))?;
-    chart
-        .draw_series(sizes.iter().enumerate().map(|(i, (m, c))| {
-            let mut bar = Rectangle::new(
-                [
-                    (SegmentValue::Exact(i), 0.0),
-                    (SegmentValue::Exact(i + 1), m.bytes as f64 / 1e3),
-                ],
-                c.filled(),
-            );
-            bar.set_margin(0, 0, 20, 20);
-            bar
-        }))
-        .map_err(|e| err(&e))?;
+        .collect();
+    let style = BarStyle {
+        caption: format!(
+            "file size (kB): {:.2}x smaller, -{:.1} %",
+            r.sizes.ratio_a_over_b, r.sizes.reduction_percent
+        ),
+        caption_size: 15,
+        y_desc: "kB",
+        x_label_area: 40,
+        y_label_area: 50,
+        bar_margin: 20,
+        y_labels: None,
+    };
+    let mut chart = bar_chart(&left, &style, &size_bars, 0.0..max_kb, 0.0).map_err(|e| err(&e))?;
     chart
         .draw_series(sizes.iter().enumerate().map(|(i, (m, _))| {
             Text::new(
@@ -774,7 +756,6 @@ fn plot(r: &Results, path: &Path) -> Result<()> {
         .fold(0.0, f64::max)
         .max(1e-3)
         * 1.15;
-    let labels: Vec<String> = bars.iter().map(|b| b.0.clone()).collect();
     if bars.is_empty() {
         right
             .draw(&Text::new(
@@ -786,44 +767,25 @@ fn plot(r: &Results, path: &Path) -> Result<()> {
         root.present().map_err(|e| err(&e))?;
         return Ok(());
     }
-    let n = bars.len();
-    let mut chart = ChartBuilder::on(&right)
-        .caption(
-            "batch-1 latency (ms): bar = p50, marks = p95 / p99",
-            ("sans-serif", 15),
-        )
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(55)
-        .build_cartesian_2d((0..n - 1).into_segmented(), 0.0..max_ms)
-        .map_err(|e| err(&e))?;
-    chart
-        .configure_mesh()
-        .disable_x_mesh()
-        .y_desc("ms")
-        .x_labels(n)
-        .x_label_formatter(&|v| match v {
-            SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => {
-                labels.get(*i).cloned().unwrap_or_default()
-            }
-            SegmentValue::Last => String::new(),
+    let p50_bars: Vec<Bar> = bars
+        .iter()
+        .map(|(label, p, color)| Bar {
+            label: label.clone(),
+            value: p.p50,
+            color: *color,
         })
-        .y_label_formatter(&|v| format!("{v:.2}"))
-        .draw()
-        .map_err(|e| err(&e))?;
-    chart
-        .draw_series(bars.iter().enumerate().map(|(i, (_, p, c))| {
-            let mut bar = Rectangle::new(
-                [
-                    (SegmentValue::Exact(i), 0.0),
-                    (SegmentValue::Exact(i + 1), p.p50),
-                ],
-                c.filled(),
-            );
-            bar.set_margin(0, 0, 14, 14);
-            bar
-        }))
-        .map_err(|e| err(&e))?;
+        .collect();
+    let y_labels = |v: &f64| format!("{v:.2}");
+    let style = BarStyle {
+        caption: "batch-1 latency (ms): bar = p50, marks = p95 / p99".into(),
+        caption_size: 15,
+        y_desc: "ms",
+        x_label_area: 40,
+        y_label_area: 55,
+        bar_margin: 14,
+        y_labels: Some(&y_labels),
+    };
+    let mut chart = bar_chart(&right, &style, &p50_bars, 0.0..max_ms, 0.0).map_err(|e| err(&e))?;
     for (pick, style) in [(0usize, BLACK.stroke_width(2)), (1, RED.stroke_width(2))] {
         chart
             .draw_series(bars.iter().enumerate().map(|(i, (_, p, _))| {
