@@ -16,7 +16,7 @@ use std::time::Duration;
 
 mod common;
 use common::{workspace, Server, Started};
-use pfd_host::eval::softmax;
+use pfd_host::eval::{closeness, softmax};
 use pfd_host::reference::Reference;
 
 fn nn_component() -> Option<PathBuf> {
@@ -124,6 +124,35 @@ fn assert_reference_answers(server: &Server) {
     assert_eq!(classes, refs.predicted);
 }
 
+/// Every reference vector's logits, through OIP `/infer` in one batch, are the reference logits
+/// within the references' own rtol/atol.
+fn assert_reference_logits(server: &Server) {
+    let refs = references();
+    let data: Vec<f32> = refs.records().concat();
+    let (status, v) = server.post(
+        "/v2/models/bearing-lstm/infer",
+        &serde_json::json!({"inputs": [{
+            "name": "input",
+            "shape": [refs.count, 1, refs.length],
+            "datatype": "FP32",
+            "data": data,
+        }]}),
+    );
+    assert_eq!(status, 200, "{v}");
+    let out = &v["outputs"][0];
+    assert_eq!(
+        out["shape"],
+        serde_json::json!([refs.count, refs.classes()]),
+        "{out}"
+    );
+    let logits: Vec<f32> = serde_json::from_value(out["data"].clone()).unwrap();
+    for (i, want) in refs.logits.iter().enumerate() {
+        let got = &logits[i * refs.classes()..(i + 1) * refs.classes()];
+        let c = closeness(got, want, refs.rtol, refs.atol);
+        assert!(c.ok(), "vector {i}: {c:?}\n got {got:?}\nwant {want:?}");
+    }
+}
+
 #[test]
 fn onnx_runtime_behind_wasi_nn_gives_the_reference_answers() {
     let (Some(_), Some(lib)) = (nn_component(), ort_library()) else {
@@ -154,6 +183,7 @@ fn nn_off_falls_back_to_tract_and_says_so() {
     let (_, health) = server.get("/health");
     assert_eq!(health["device"], "tract/wasm", "{health}");
     assert_reference_answers(&server);
+    assert_reference_logits(&server);
     let logs = server.logs();
     assert!(logs.contains("wasi-nn off"), "{logs}");
     // The guest reports its fallback (through its stderr, in the host log).

@@ -339,15 +339,12 @@ fn run(cmd: &mut Command) -> Result<()> {
     Ok(())
 }
 
-/// Builds pfd-host (release): it hosts the wizer step (`preinit`), so the build needs no second
-/// wasmtime.
-///
-/// It builds the workspace's default members (every native crate; the wasm packages are not
-/// among them), not just `-p pfd-host`, because that is the package selection `scripts/test.sh`
-/// tests: cargo unifies dependency
-/// features per selection, and with `-p pfd-host` alone `serde_json`, `indexmap` and friends got
-/// other features than in the test build, so the tests recompiled wasmtime and tract (~4 min of a
-/// cold CI run). One selection, one build of every dependency.
+/// Builds pfd-host (release), which hosts the wizer step (`preinit`), so the build needs no second
+/// wasmtime. Why the workspace's default members (every native crate; the wasm packages are not
+/// among them) rather than `-p pfd-host`: that is the package selection `scripts/test.sh` tests,
+/// and cargo unifies dependency features per selection — with `-p pfd-host` alone `serde_json`,
+/// `indexmap` and friends got other features than in the test build, so the tests recompiled
+/// wasmtime and tract (~4 min of a cold CI run). One selection, one build of every dependency.
 fn build_host() -> Result<PathBuf> {
     let target_dir = native_target_dir();
     run(
