@@ -2,11 +2,8 @@
 //! measurement ran on, the short number forms of their tables, and their SVG bar charts
 //! ([`bar_chart`]: labelled bars on a segmented axis, linear or log scale, drawn with plotters).
 
-use anyhow::{anyhow, Result};
-use plotters::coord::ranged1d::{AsRangedCoord, Ranged, SegmentedCoord, ValueFormatter};
-use plotters::coord::types::RangedCoordusize;
-use plotters::coord::Shift;
-use plotters::prelude::*;
+#[cfg(feature = "tools")]
+pub use bars::{bar_chart, Bar, BarChart, BarStyle};
 
 /// The machine a measurement ran on, as far as the OS tells.
 #[derive(Debug, Clone, PartialEq)]
@@ -61,83 +58,93 @@ pub fn short(v: f64) -> String {
     }
 }
 
-/// One bar of a [`bar_chart`].
-#[derive(Debug, Clone)]
-pub struct Bar {
-    pub label: String,
-    pub value: f64,
-    pub color: RGBColor,
-}
+/// The bar charts (plotters is a `tools` dependency).
+#[cfg(feature = "tools")]
+mod bars {
+    use anyhow::{anyhow, Result};
+    use plotters::coord::ranged1d::{AsRangedCoord, Ranged, SegmentedCoord, ValueFormatter};
+    use plotters::coord::types::RangedCoordusize;
+    use plotters::coord::Shift;
+    use plotters::prelude::*;
 
-/// How a [`bar_chart`] looks.
-pub struct BarStyle<'f> {
-    pub caption: String,
-    pub caption_size: u32,
-    pub y_desc: &'static str,
-    pub x_label_area: u32,
-    pub y_label_area: u32,
-    /// Pixels left blank on each side of a bar.
-    pub bar_margin: u32,
-    /// The y-axis labels (plotters' default when `None`).
-    pub y_labels: Option<&'f dyn Fn(&f64) -> String>,
-}
-
-/// A chart of [`bar_chart`]'s: bars `0..n` on a segmented x axis.
-pub type BarChart<'a, DB, Y> =
-    ChartContext<'a, DB, Cartesian2d<SegmentedCoord<RangedCoordusize>, Y>>;
-
-/// Draws `bars` from `base` up on `area` — caption, mesh with each bar's label under it, the
-/// filled bars — and returns the chart, for values, marks or a legend on top.
-pub fn bar_chart<'a, DB, Y, R>(
-    area: &DrawingArea<DB, Shift>,
-    style: &BarStyle,
-    bars: &[Bar],
-    y_range: R,
-    base: f64,
-) -> Result<BarChart<'a, DB, Y>>
-where
-    DB: DrawingBackend + 'a,
-    R: AsRangedCoord<CoordDescType = Y, Value = f64>,
-    Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
-{
-    let err = |e: &dyn std::fmt::Display| anyhow!("{e}");
-    let mut chart = ChartBuilder::on(area)
-        .caption(&style.caption, ("sans-serif", style.caption_size))
-        .margin(12)
-        .x_label_area_size(style.x_label_area)
-        .y_label_area_size(style.y_label_area)
-        .build_cartesian_2d((0..bars.len().saturating_sub(1)).into_segmented(), y_range)
-        .map_err(|e| err(&e))?;
-    let labels: Vec<&str> = bars.iter().map(|b| b.label.as_str()).collect();
-    let x_labels = |v: &SegmentValue<usize>| match v {
-        SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => {
-            labels.get(*i).map(|l| l.to_string()).unwrap_or_default()
-        }
-        SegmentValue::Last => String::new(),
-    };
-    let mut mesh = chart.configure_mesh();
-    mesh.disable_x_mesh()
-        .y_desc(style.y_desc)
-        .x_labels(bars.len())
-        .x_label_formatter(&x_labels);
-    if let Some(f) = style.y_labels {
-        mesh.y_label_formatter(f);
+    /// One bar of a [`bar_chart`].
+    #[derive(Debug, Clone)]
+    pub struct Bar {
+        pub label: String,
+        pub value: f64,
+        pub color: RGBColor,
     }
-    mesh.draw().map_err(|e| err(&e))?;
-    chart
-        .draw_series(bars.iter().enumerate().map(|(i, b)| {
-            let mut r = Rectangle::new(
-                [
-                    (SegmentValue::Exact(i), base),
-                    (SegmentValue::Exact(i + 1), b.value),
-                ],
-                b.color.filled(),
-            );
-            r.set_margin(0, 0, style.bar_margin, style.bar_margin);
-            r
-        }))
-        .map_err(|e| err(&e))?;
-    Ok(chart)
+
+    /// How a [`bar_chart`] looks.
+    pub struct BarStyle<'f> {
+        pub caption: String,
+        pub caption_size: u32,
+        pub y_desc: &'static str,
+        pub x_label_area: u32,
+        pub y_label_area: u32,
+        /// Pixels left blank on each side of a bar.
+        pub bar_margin: u32,
+        /// The y-axis labels (plotters' default when `None`).
+        pub y_labels: Option<&'f dyn Fn(&f64) -> String>,
+    }
+
+    /// A chart of [`bar_chart`]'s: bars `0..n` on a segmented x axis.
+    pub type BarChart<'a, DB, Y> =
+        ChartContext<'a, DB, Cartesian2d<SegmentedCoord<RangedCoordusize>, Y>>;
+
+    /// Draws `bars` from `base` up on `area` — caption, mesh with each bar's label under it, the
+    /// filled bars — and returns the chart, for values, marks or a legend on top.
+    pub fn bar_chart<'a, DB, Y, R>(
+        area: &DrawingArea<DB, Shift>,
+        style: &BarStyle,
+        bars: &[Bar],
+        y_range: R,
+        base: f64,
+    ) -> Result<BarChart<'a, DB, Y>>
+    where
+        DB: DrawingBackend + 'a,
+        R: AsRangedCoord<CoordDescType = Y, Value = f64>,
+        Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
+    {
+        let err = |e: &dyn std::fmt::Display| anyhow!("{e}");
+        let mut chart = ChartBuilder::on(area)
+            .caption(&style.caption, ("sans-serif", style.caption_size))
+            .margin(12)
+            .x_label_area_size(style.x_label_area)
+            .y_label_area_size(style.y_label_area)
+            .build_cartesian_2d((0..bars.len().saturating_sub(1)).into_segmented(), y_range)
+            .map_err(|e| err(&e))?;
+        let labels: Vec<&str> = bars.iter().map(|b| b.label.as_str()).collect();
+        let x_labels = |v: &SegmentValue<usize>| match v {
+            SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => {
+                labels.get(*i).map(|l| l.to_string()).unwrap_or_default()
+            }
+            SegmentValue::Last => String::new(),
+        };
+        let mut mesh = chart.configure_mesh();
+        mesh.disable_x_mesh()
+            .y_desc(style.y_desc)
+            .x_labels(bars.len())
+            .x_label_formatter(&x_labels);
+        if let Some(f) = style.y_labels {
+            mesh.y_label_formatter(f);
+        }
+        mesh.draw().map_err(|e| err(&e))?;
+        chart
+            .draw_series(bars.iter().enumerate().map(|(i, b)| {
+                let mut r = Rectangle::new(
+                    [
+                        (SegmentValue::Exact(i), base),
+                        (SegmentValue::Exact(i + 1), b.value),
+                    ],
+                    b.color.filled(),
+                );
+                r.set_margin(0, 0, style.bar_margin, style.bar_margin);
+                r
+            }))
+            .map_err(|e| err(&e))?;
+        Ok(chart)
+    }
 }
 
 #[cfg(test)]

@@ -7,6 +7,9 @@
 //! unavailable rather than failed. The generator (for compare's fresh records) needs a Python with
 //! numpy; without it compare runs on the reference vectors only.
 
+// The model tools are the `tools` feature's (on by default).
+#![cfg(feature = "tools")]
+
 use pfd_host::eval::sha256_hex;
 use prost::Message as _;
 use std::path::{Path, PathBuf};

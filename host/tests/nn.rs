@@ -359,6 +359,7 @@ fn nn_check_passes_every_model_on_cpu_with_its_own_tolerances() {
 /// per request that is the decode's plus the model's; a body that is not a `/predict` body is an
 /// error, not a floor of zero.
 #[test]
+#[cfg(feature = "tools")]
 fn bench_floor_reports_the_native_work_of_a_predict_body() {
     let Some(lib) = ort_library() else { return };
     let refs = references();

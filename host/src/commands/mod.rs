@@ -5,9 +5,11 @@
 //! other way round; `config` (the effective configuration) builds on `serve`'s flags, which it
 //! prints.
 
+#[cfg(feature = "tools")]
 pub mod bench;
 pub mod config;
 pub mod healthcheck;
+#[cfg(feature = "tools")]
 pub mod model;
 pub mod nn_check;
 pub mod preinit;
@@ -48,9 +50,11 @@ pub enum Command {
     /// Benchmark `/predict` and `/predict/batch` through pfd-host — wasi-nn → ONNX Runtime vs
     /// tract in wasm — against in-process ONNX Runtime on the same inputs; writes a Markdown table
     /// and an SVG plot.
+    #[cfg(feature = "tools")]
     Bench(bench::BenchArgs),
     /// Model tooling: `model validate` (structure + reference vectors on every backend) and
     /// `model compare` (sizes, agreement, latency of two models).
+    #[cfg(feature = "tools")]
     Model(model::ModelArgs),
     /// Print the configuration `serve` would run with (same flags, environment and `.env`):
     /// every setting, its value (secrets redacted) and where it came from; the component's
@@ -88,7 +92,9 @@ pub fn run(cli: Cli, matches: &ArgMatches, dotenv: &DotEnv) -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        #[cfg(feature = "tools")]
         Command::Model(args) => model::run(args),
+        #[cfg(feature = "tools")]
         Command::Bench(args) => exit_code(bench::run(args, &runtime)),
         Command::Healthcheck(args) => match runtime.block_on(healthcheck::run(&args)) {
             Ok(()) => ExitCode::SUCCESS,
