@@ -10,6 +10,7 @@
 // The model tools are the `tools` feature's (on by default).
 #![cfg(feature = "tools")]
 
+use pfd_core::card::{CARD_FILE, MODEL_FILE, REFERENCE_FILE};
 use pfd_host::eval::sha256_hex;
 use prost::Message as _;
 use std::path::{Path, PathBuf};
@@ -69,24 +70,24 @@ fn validate(path: &Path, extra: &[&str]) -> Run {
 fn folder_with(model: &str, onnx: &[u8]) -> tempfile::TempDir {
     let src = models().join(model);
     let dir = tempfile::tempdir().unwrap();
-    for f in ["reference.json", "reference_inputs.f32"] {
+    for f in [REFERENCE_FILE, "reference_inputs.f32"] {
         std::fs::copy(src.join(f), dir.path().join(f)).unwrap();
     }
     let mut card: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(src.join("model.json")).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(src.join(CARD_FILE)).unwrap()).unwrap();
     card["sha256"] = sha256_hex(onnx).into();
     card["size_bytes"] = onnx.len().into();
     std::fs::write(
-        dir.path().join("model.json"),
+        dir.path().join(CARD_FILE),
         serde_json::to_vec_pretty(&card).unwrap(),
     )
     .unwrap();
-    std::fs::write(dir.path().join("model.onnx"), onnx).unwrap();
+    std::fs::write(dir.path().join(MODEL_FILE), onnx).unwrap();
     dir
 }
 
 fn bundled_onnx(model: &str) -> Vec<u8> {
-    std::fs::read(models().join(model).join("model.onnx")).unwrap()
+    std::fs::read(models().join(model).join(MODEL_FILE)).unwrap()
 }
 
 fn line_of<'a>(stdout: &'a str, needle: &str) -> Option<&'a str> {
@@ -213,10 +214,10 @@ fn validate_fails_when_reference_vectors_do_not_match() {
     )
     .unwrap();
     let mut reference: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(src.join("reference.json")).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(src.join(REFERENCE_FILE)).unwrap()).unwrap();
     let v = reference["logits"][3][2].as_f64().unwrap();
     reference["logits"][3][2] = (v + 0.5).into();
-    let path = dir.path().join("reference.json");
+    let path = dir.path().join(REFERENCE_FILE);
     std::fs::write(&path, serde_json::to_vec(&reference).unwrap()).unwrap();
 
     let run = validate(&src, &["--reference", path.to_str().unwrap()]);
@@ -371,7 +372,7 @@ fn compare_fp32_and_int8_reports_the_measured_sizes() {
     let out = tempfile::tempdir().unwrap();
     let (run, json) = compare(FP32, INT8, out.path(), "0");
     let size = |m: &str| {
-        std::fs::metadata(models().join(m).join("model.onnx"))
+        std::fs::metadata(models().join(m).join(MODEL_FILE))
             .unwrap()
             .len()
     };

@@ -339,7 +339,7 @@ fn nn_check_passes_every_model_on_cpu_with_its_own_tolerances() {
             std::fs::copy(&path, model.join(path.file_name().unwrap())).unwrap();
         }
     }
-    let reference = model.join("reference.json");
+    let reference = model.join(pfd_core::card::REFERENCE_FILE);
     let mut v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&reference).unwrap()).unwrap();
     let first = v["logits"][0][0].as_f64().unwrap();
