@@ -87,24 +87,37 @@ pub fn read_crate(src: &Path) -> Result<Graph> {
     Ok(graph)
 }
 
-/// The text before the first `#[cfg(test)]` line, without `//` comments (doc comments name
-/// paths in links that are not dependencies).
+/// The code without test items and `//` comments (doc comments name paths in links that are not
+/// dependencies). A test item is the one after a `#[cfg(test)]` line: a declaration (`mod x;`,
+/// `use …;`) up to its `;`, or a block (`mod tests { … }`, a test-only `fn`) up to its closing
+/// brace.
 fn non_test_code(text: &str) -> String {
     let mut out = String::new();
-    for line in text.lines() {
-        let trimmed = line.trim_start();
-        if trimmed.starts_with("#[cfg(test)]") {
-            // A test-only `mod x;` right after is skipped with the rest; so is the test module.
-            break;
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        if line.trim_start().starts_with("#[cfg(test)]") {
+            let mut depth = 0i32;
+            for item in lines.by_ref() {
+                let code = strip_comment(item);
+                depth += code.matches('{').count() as i32 - code.matches('}').count() as i32;
+                let trimmed = code.trim_end();
+                if depth <= 0 && (trimmed.ends_with(';') || trimmed.ends_with('}')) {
+                    break;
+                }
+            }
+            continue;
         }
-        let code = match line.find("//") {
-            Some(i) if !line[..i].contains('"') => &line[..i],
-            _ => line,
-        };
-        out.push_str(code);
+        out.push_str(strip_comment(line));
         out.push('\n');
     }
     out
+}
+
+fn strip_comment(line: &str) -> &str {
+    match line.find("//") {
+        Some(i) if !line[..i].contains('"') => &line[..i],
+        _ => line,
+    }
 }
 
 /// `mod x;` / `pub mod x;` / `pub(crate) mod x;` declarations.
@@ -417,7 +430,11 @@ mod tests {
             &dir,
             &[
                 ("lib.rs", "pub mod a;\npub mod b;\npub const V: u32 = 1;\n"),
-                ("a/mod.rs", "pub mod x;\npub use x::Thing;\n"),
+                (
+                    "a/mod.rs",
+                    "pub mod x;\n#[cfg(test)]\nmod t;\n#[cfg(test)]\nfn helper() {\n    crate::b::f();\n}\npub use x::Thing;\n",
+                ),
+                ("a/t.rs", "use crate::b;\n"),
                 ("a/x.rs", "use super::super::b::{self, helper};\npub struct Thing;\n"),
                 (
                     "b.rs",
