@@ -18,9 +18,10 @@ mod wasi_nn;
 
 use std::sync::OnceLock;
 
+use pfd_core::app::App;
 use pfd_core::config::{Config, ConfigError};
 use pfd_core::http::Request as CoreRequest;
-use pfd_core::router::{self, App};
+use pfd_core::router;
 use spin_sdk::http::{IncomingRequest, Request, Response};
 use spin_sdk::http_component;
 

@@ -10,9 +10,9 @@
 use std::collections::BTreeMap;
 use std::sync::{Mutex, OnceLock};
 
-use pfd_core::card::ModelCard;
+use pfd_core::app::{ModelStore, ServedModel};
+use pfd_core::card::{ModelCard, CARD_FILE, MODEL_FILE};
 use pfd_core::config::Config;
-use pfd_core::router::{ModelStore, ServedModel};
 use pfd_tract::TractEngine;
 
 use crate::files;
@@ -106,7 +106,7 @@ impl GuestModels {
             Some(k) => k,
             None => (
                 read_card(&folder, name)?,
-                files::size(&format!("{folder}/model.onnx")).unwrap_or(0),
+                files::size(&format!("{folder}/{MODEL_FILE}")).unwrap_or(0),
             ),
         };
         let device = lock(&self.nn_device).clone();
@@ -125,7 +125,7 @@ impl ModelStore for GuestModels {
             .into_iter()
             .filter(|name| {
                 model_folder(&self.dir, name)
-                    .is_ok_and(|folder| files::size(&format!("{folder}/model.onnx")).is_ok())
+                    .is_ok_and(|folder| files::size(&format!("{folder}/{MODEL_FILE}")).is_ok())
             })
             .collect();
         names.sort();
@@ -145,7 +145,7 @@ impl ModelStore for GuestModels {
     /// wasi-nn) — a model tract can load. Costs a read and a hash of the file (or a load), which
     /// is why only readiness asks, never a prediction.
     fn check_files(&self, name: &str) -> Result<(), String> {
-        let path = format!("{}/model.onnx", model_folder(&self.dir, name)?);
+        let path = format!("{}/{MODEL_FILE}", model_folder(&self.dir, name)?);
         let onnx = files::read(&path).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => format!("model file {path} is missing"),
             _ => format!("model file {path}: {e}"),
@@ -197,7 +197,7 @@ fn model_folder(dir: &str, name: &str) -> Result<String, String> {
 }
 
 fn read_card(folder: &str, name: &str) -> Result<ModelCard, String> {
-    let path = format!("{folder}/model.json");
+    let path = format!("{folder}/{CARD_FILE}");
     match files::read(&path) {
         Ok(json) => ModelCard::parse(&json).map_err(|e| format!("{path}: {e}")),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ModelCard::fallback(name)),
@@ -208,7 +208,7 @@ fn read_card(folder: &str, name: &str) -> Result<ModelCard, String> {
 fn load_tract(dir: &str, name: &str) -> Result<(ServedModel, Fingerprint), String> {
     let folder = model_folder(dir, name)?;
     let card = read_card(&folder, name)?;
-    let onnx_path = format!("{folder}/model.onnx");
+    let onnx_path = format!("{folder}/{MODEL_FILE}");
     let onnx = files::read(&onnx_path).map_err(|e| format!("{onnx_path}: {e}"))?;
     let engine = TractEngine::load(&onnx, &card).map_err(|e| format!("{onnx_path}: {e}"))?;
     let model = ServedModel::new(card, Box::new(engine), onnx.len() as u64);

@@ -4,7 +4,8 @@ use pfd_core::card::ModelCard;
 use pfd_core::config::Config;
 use pfd_core::engine::testing::MeanEngine;
 use pfd_core::http::{Request, Response};
-use pfd_core::router::{self, App, ModelStore, ServedModel};
+use pfd_core::app::{App, ModelStore, ServedModel};
+use pfd_core::router;
 use std::sync::OnceLock;
 
 pub const SIGNAL_LENGTH: usize = 8;

@@ -3,7 +3,7 @@
 //! The route adapts [`pfd_signal`] to the API: it reads the query and the `Content-Type`,
 //! decodes the body ([`pfd_signal::formats`]), resamples it to the model card's rate, cuts the
 //! card's windows at `hop_s` and runs them as one batch through the model's engine (the same
-//! [`crate::router::run_model`] as every other route: wasi-nn or tract), then aggregates the
+//! [`crate::app::run_model`] as every other route: wasi-nn or tract), then aggregates the
 //! windows ([`pfd_signal::windows`]), scores the "unknown condition" ([`pfd_signal::unknown`])
 //! and measures the physics evidence ([`pfd_signal::evidence`]).
 //!
@@ -22,10 +22,10 @@ use pfd_signal::formats::{self, DecodeOptions, Format};
 use pfd_signal::windows::{self, MAX_WINDOWS};
 use pfd_signal::{evidence, resample, spectrum, unknown, SignalError};
 
+use crate::app::{run_model, App};
 use crate::errors::http_error;
 use crate::http::{Request, Response};
 use crate::postprocess::{decide, Probabilities};
-use crate::router::{run_model, App};
 
 /// The query parameters `/diagnose` reads; any other is a 422 (a typo such as `samplerate`
 /// would otherwise be ignored silently and the request answered with the wrong settings).

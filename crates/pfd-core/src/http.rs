@@ -50,3 +50,13 @@ impl Response {
         self
     }
 }
+
+/// `path` without trailing slashes (`/` stays `/`): how every route is matched.
+pub fn normalize(path: &str) -> &str {
+    let trimmed = path.trim_end_matches('/');
+    if trimmed.is_empty() {
+        "/"
+    } else {
+        trimmed
+    }
+}

@@ -2,8 +2,9 @@
 //!
 //! Everything that defines *what the service answers* lives here, once, as plain Rust that
 //! compiles natively and to `wasm32-wasip1`: the LSTM_PFD request/response schemas and their
-//! validation ([`predict`]), the Open Inference Protocol v2 ([`oip`]), FastAPI-compatible
-//! error bodies ([`errors`]), the route table ([`router`]), softmax/top-k ([`postprocess`]),
+//! validation ([`predict`]) and handlers ([`lstm_pfd`]), the Open Inference Protocol v2 ([`oip`]),
+//! FastAPI-compatible error bodies ([`errors`]), the route table ([`router`]) over the application
+//! and its models ([`app`]), softmax/top-k ([`postprocess`]),
 //! model cards ([`card`]), settings ([`config`]), real recordings (`/diagnose`, [`diagnose`], on
 //! top of the `pfd-signal` crate), which WASI preopen holds a path ([`mounts`]), the page for people ([`ui`])
 //! and the [`engine::InferenceEngine`] trait that backends implement.
@@ -13,6 +14,7 @@
 //! [`router::handle`], and write the [`http::Response`] back. That keeps the API semantics
 //! testable natively in milliseconds and identical on every host.
 
+pub mod app;
 pub mod auth;
 pub mod card;
 pub mod config;
@@ -21,6 +23,7 @@ pub mod engine;
 pub mod errors;
 pub mod floats;
 pub mod http;
+pub mod lstm_pfd;
 pub mod mounts;
 pub mod oip;
 pub mod postprocess;

@@ -20,8 +20,8 @@ use serde::de::{self, DeserializeSeed, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::{json, Value};
 
+use crate::app::{readiness, run_model, App, ServedModel};
 use crate::http::{Request, Response};
-use crate::router::{readiness, run_model, App, ServedModel};
 use crate::VERSION;
 
 /// Extensions this server implements, as `GET /v2` lists them.
@@ -105,6 +105,21 @@ pub fn route_label(path: &str) -> Option<&'static str> {
         },
     })
 }
+
+/// Every route of this API: its method and the template [`route_label`] gives its paths
+/// (`{name}` is the OpenAPI document's `{model}`). The router's OpenAPI test walks this table.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/v2"),
+    ("GET", "/v2/health/live"),
+    ("GET", "/v2/health/ready"),
+    ("POST", "/v2/repository/index"),
+    ("GET", "/v2/models/{name}"),
+    ("GET", "/v2/models/{name}/ready"),
+    ("POST", "/v2/models/{name}/infer"),
+    ("GET", "/v2/models/{name}/versions/{version}"),
+    ("GET", "/v2/models/{name}/versions/{version}/ready"),
+    ("POST", "/v2/models/{name}/versions/{version}/infer"),
+];
 
 /// Whether `path` belongs to this API (the router sends it here).
 pub fn owns(path: &str) -> bool {
@@ -216,14 +231,45 @@ fn repository_index(app: &App, body: &[u8]) -> Response {
     Response::json(200, &Value::Array(entries))
 }
 
+/// Model-card element types (NumPy's names, as `model.json` writes them) → the protocol's tensor
+/// datatypes (KServe V2 / Triton).
+const DATATYPES: &[(&str, &str)] = &[
+    ("bool", "BOOL"),
+    ("uint8", "UINT8"),
+    ("uint16", "UINT16"),
+    ("uint32", "UINT32"),
+    ("uint64", "UINT64"),
+    ("int8", "INT8"),
+    ("int16", "INT16"),
+    ("int32", "INT32"),
+    ("int64", "INT64"),
+    ("float16", "FP16"),
+    ("bfloat16", "BF16"),
+    ("float32", "FP32"),
+    ("float64", "FP64"),
+    ("string", "BYTES"),
+];
+
+/// The protocol datatype of a card's element type; a name outside [`DATATYPES`] is reported as
+/// the card spells it, upper-cased (metadata describes the model; it does not judge it).
+pub fn datatype(card_dtype: &str) -> String {
+    DATATYPES
+        .iter()
+        .find(|(card, _)| card.eq_ignore_ascii_case(card_dtype))
+        .map_or_else(
+            || card_dtype.to_ascii_uppercase(),
+            |(_, oip)| oip.to_string(),
+        )
+}
+
 fn metadata(name: &str, model: &ServedModel) -> Value {
     let card = &model.card;
     json!({
         "name": name,
         "versions": [card.version],
         "platform": format!("{}", model.backend()),
-        "inputs": [{"name": card.input.name, "datatype": "FP32", "shape": [-1, 1, card.signal_length]}],
-        "outputs": [{"name": card.output.name, "datatype": "FP32", "shape": [-1, card.num_classes()]}],
+        "inputs": [{"name": card.input.name, "datatype": datatype(&card.input.dtype), "shape": [-1, 1, card.signal_length]}],
+        "outputs": [{"name": card.output.name, "datatype": datatype(&card.output.dtype), "shape": [-1, card.num_classes()]}],
     })
 }
 
@@ -582,6 +628,20 @@ fn respond(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn card_dtypes_map_to_protocol_datatypes() {
+        assert_eq!(datatype("float32"), "FP32");
+        assert_eq!(datatype("float16"), "FP16");
+        assert_eq!(datatype("int64"), "INT64");
+        assert_eq!(datatype("string"), "BYTES");
+        assert_eq!(datatype("Float64"), "FP64");
+        assert_eq!(datatype("complex64"), "COMPLEX64");
+        let names: Vec<&str> = DATATYPES.iter().map(|(c, _)| *c).collect();
+        let mut sorted = names.clone();
+        sorted.dedup();
+        assert_eq!(names.len(), sorted.len(), "one row per card type");
+    }
 
     #[test]
     fn paths() {

@@ -1,103 +1,17 @@
-//! The route table and the handlers of the LSTM_PFD API (plus liveness/readiness).
-//!
-//! [`handle`] is the whole HTTP API as a pure function of (configuration, models, request): the
-//! component calls it for every request, tests call it natively. Routes are a table, not a
-//! match ladder: a path that exists with another method is a 405, an unknown path a 404.
+//! The route table, dispatch, API-key checks and route labels: [`handle`] is the whole HTTP API
+//! as a pure function of (configuration, models, request). The component calls it for every
+//! request, tests call it natively. Routes are a table, not a match ladder: a path that exists
+//! with another method is a 405, an unknown path a 404. The handlers live with their API
+//! ([`crate::lstm_pfd`], [`crate::oip`], [`crate::diagnose`], [`crate::ui`]).
 
-use std::sync::OnceLock;
-use std::time::Instant;
-
-use serde_json::json;
-
-use crate::card::ModelCard;
+use crate::app::App;
 use crate::config::{Config, ConfigError};
-use crate::engine::{BackendInfo, EngineError, InferenceEngine};
 use crate::errors::{self, http_error};
-use crate::http::{Request, Response};
-use crate::postprocess::decide;
-use crate::predict::{self, BatchPredictionResponse, Limits, PredictionResponse};
-use crate::telemetry::{self, InferenceRecord};
-use crate::{timefmt, VERSION};
-
-/// A model ready to serve: its card, the engine running it, and its file's size.
-pub struct ServedModel {
-    pub card: ModelCard,
-    pub engine: Box<dyn InferenceEngine + Send + Sync>,
-    pub file_size_bytes: u64,
-    warmed: OnceLock<Result<(), EngineError>>,
-}
-
-impl ServedModel {
-    pub fn new(
-        card: ModelCard,
-        engine: Box<dyn InferenceEngine + Send + Sync>,
-        file_size_bytes: u64,
-    ) -> Self {
-        ServedModel {
-            card,
-            engine,
-            file_size_bytes,
-            warmed: OnceLock::new(),
-        }
-    }
-
-    /// Runs one inference on a silent record, once; readiness waits for it.
-    pub fn warm_up(&self) -> Result<(), EngineError> {
-        self.warmed
-            .get_or_init(|| {
-                let zeros = vec![0.0; self.card.signal_length];
-                self.engine
-                    .predict_batch(&[&zeros], self.card.num_classes(), 1)
-                    .map(drop)
-            })
-            .clone()
-    }
-
-    pub fn backend(&self) -> BackendInfo {
-        self.engine.backend()
-    }
-
-    fn limits(&self, config: &Config) -> Limits {
-        Limits {
-            signal_length: self.card.signal_length,
-            classes: self.card.num_classes(),
-            max_batch_size: config.max_batch_size,
-        }
-    }
-}
-
-/// Where handlers get models from. The component loads lazily (or from a pre-initialised
-/// snapshot); tests hand in fixed models.
-pub trait ModelStore {
-    /// The model called `name`, loading it on first use; `Err` says why it is unavailable.
-    fn get(&self, name: &str) -> Result<&ServedModel, String>;
-
-    /// The names of every model this store can be asked for (loaded or not), sorted: what
-    /// `POST /v2/repository/index` lists. `Err` says why the store cannot be listed.
-    fn names(&self) -> Result<Vec<String>, String>;
-
-    /// Whether the files `name` is served from are still there and are what is served: a model
-    /// in memory can outlive its files (removed, truncated, replaced), and readiness must say
-    /// so. Stores without files (tests' fixed models) have nothing to check.
-    fn check_files(&self, name: &str) -> Result<(), String> {
-        let _ = name;
-        Ok(())
-    }
-}
-
-/// Whether `name` can serve: loaded, warmed up, and its files intact. What every readiness route
-/// (`/health/ready`, `/v2/health/ready`, `/v2/models/{name}/ready`) asks.
-pub fn readiness<'a>(models: &'a dyn ModelStore, name: &str) -> Result<&'a ServedModel, String> {
-    let model = models.get(name)?;
-    model.warm_up().map_err(|e| e.to_string())?;
-    models.check_files(name)?;
-    Ok(model)
-}
-
-pub struct App<'a> {
-    pub config: &'a Config,
-    pub models: &'a dyn ModelStore,
-}
+use crate::http::{normalize, Request, Response};
+use crate::lstm_pfd::{
+    health, live, live_response, model_info, openapi, predict_batch, predict_one, ready, welcome,
+};
+use crate::telemetry;
 
 type Handler = fn(&App, &Request) -> Response;
 
@@ -287,7 +201,8 @@ fn authorized(config: &Config, req: &Request) -> bool {
             .is_some()
 }
 
-/// Answers one request.
+/// Answers one request: the API key first (before any handler reads the body), then the OIP
+/// routes or the table; the inference record kept only when the host asked for it.
 pub fn handle(app: &App, req: &Request) -> Response {
     telemetry::keep_if_requested(req, answer(app, req))
 }
@@ -316,245 +231,14 @@ pub fn handle_config_error(err: &ConfigError, req: &Request) -> Response {
     http_error(500, &format!("Invalid configuration: {err}"))
 }
 
-/// `path` without trailing slashes (`/` stays `/`): how every route is matched.
-pub(crate) fn normalize(path: &str) -> &str {
-    let trimmed = path.trim_end_matches('/');
-    if trimmed.is_empty() {
-        "/"
-    } else {
-        trimmed
-    }
-}
-
-/// The OpenAPI 3.1 document of both APIs (checked against the routes by the test suites).
-pub const OPENAPI: &str = include_str!("../api/openapi.json");
-
-fn openapi(_: &App, _: &Request) -> Response {
-    Response {
-        status: 200,
-        headers: vec![("content-type", "application/json".into())],
-        body: OPENAPI.as_bytes().to_vec(),
-    }
-}
-
-fn welcome(_: &App, _: &Request) -> Response {
-    Response::json(
-        200,
-        &json!({
-            "message": "Bearing Fault Diagnosis API (pfd-edge)",
-            "version": VERSION,
-            "docs": "/openapi.json",
-            "health": "/health",
-            "ui": "/ui",
-        }),
-    )
-}
-
-fn health(app: &App, _: &Request) -> Response {
-    let model = app.models.get(&app.config.default_model);
-    let loaded = model.is_ok();
-    let status = if !loaded && app.config.strict_health {
-        503
-    } else {
-        200
-    };
-    Response::json(
-        status,
-        &json!({
-            "status": if loaded { "healthy" } else { "unhealthy" },
-            "timestamp": timefmt::now(),
-            "model_loaded": loaded,
-            "device": model.map(|m| m.backend().to_string()).unwrap_or_else(|_| "none".into()),
-            "version": VERSION,
-        }),
-    )
-}
-
-fn live_response() -> Response {
-    Response::json(200, &json!({"status": "alive"}))
-}
-
-fn live(_: &App, _: &Request) -> Response {
-    live_response()
-}
-
-fn ready(app: &App, _: &Request) -> Response {
-    let name = &app.config.default_model;
-    match readiness(app.models, name) {
-        Ok(m) => Response::json(
-            200,
-            &json!({"status": "ready", "model": name, "device": m.backend().to_string()}),
-        ),
-        Err(reason) => Response::json(
-            503,
-            &json!({"status": "not ready", "model": name, "reason": reason}),
-        ),
-    }
-}
-
-fn model_info(app: &App, _: &Request) -> Response {
-    let Ok(m) = app.models.get(&app.config.default_model) else {
-        return http_error(503, "Model not loaded");
-    };
-    let card = &m.card;
-    let class_names: serde_json::Map<String, serde_json::Value> = card
-        .class_names
-        .iter()
-        .enumerate()
-        .map(|(i, n)| (i.to_string(), json!(n)))
-        .collect();
-    Response::json(
-        200,
-        &json!({
-            "model_name": card.name,
-            "model_version": card.version,
-            "model_type": card.model_type,
-            "num_classes": card.num_classes(),
-            "input_shape": [1, 1, card.signal_length],
-            "sample_rate_hz": card.sample_rate_hz,
-            "num_parameters": card.num_parameters,
-            "model_size_mb": m.file_size_bytes as f64 / 1_048_576.0,
-            "class_names": class_names,
-            "backend": m.backend().backend,
-            "device": m.backend().to_string(),
-        }),
-    )
-}
-
-/// One engine call's results.
-pub(crate) struct Inference {
-    /// One row of logits per signal.
-    pub logits: Vec<Vec<f32>>,
-    /// Wall time of the call.
-    pub ms: f64,
-    /// What the host's metrics learn about it ([`telemetry`]).
-    pub record: InferenceRecord,
-}
-
-/// Runs `signals` through model `name` (every API's inference goes through here).
-pub(crate) fn run_model(
-    app: &App,
-    name: &str,
-    m: &ServedModel,
-    signals: &[&[f32]],
-) -> Result<Inference, EngineError> {
-    let start = Instant::now();
-    let logits =
-        m.engine
-            .predict_batch(signals, m.card.num_classes(), app.config.engine_batch_size)?;
-    let seconds = start.elapsed().as_secs_f64();
-    let record = InferenceRecord::new(name, &m.backend(), seconds, &m.card.class_names, &logits);
-    Ok(Inference {
-        logits,
-        ms: seconds * 1e3,
-        record,
-    })
-}
-
-/// [`run_model`] on the default model; `Err` is the response to send.
-fn infer(app: &App, m: &ServedModel, signals: &[&[f32]]) -> Result<Inference, Response> {
-    run_model(app, &app.config.default_model, m, signals)
-        .map_err(|e| http_error(500, &format!("Inference failed: {e}")))
-}
-
-fn prediction(
-    m: &ServedModel,
-    logits: &[f32],
-    probabilities: bool,
-    top_k: Option<usize>,
-    ms: f64,
-) -> PredictionResponse {
-    let d = decide(logits);
-    PredictionResponse {
-        predicted_class: d.class,
-        class_name: m.card.class_names[d.class].clone(),
-        confidence: d.confidence,
-        probabilities: probabilities.then(|| d.named(&m.card.class_names, top_k)),
-        inference_time_ms: ms,
-        timestamp: timefmt::now(),
-    }
-}
-
-fn predict_one(app: &App, req: &Request) -> Response {
-    let Ok(m) = app.models.get(&app.config.default_model) else {
-        return http_error(503, "Model not loaded");
-    };
-    let started = Instant::now();
-    let body = match predict::parse_predict(req.body, &m.limits(app.config)) {
-        Ok(b) => b,
-        Err(rejection) => return rejection.into_response(),
-    };
-    let decode_ms = ms_since(started);
-    match infer(app, m, &[&body.signal]) {
-        Ok(run) => run.record.attach(timed_json(
-            &prediction(
-                m,
-                &run.logits[0],
-                body.return_probabilities,
-                body.return_top_k,
-                run.ms,
-            ),
-            decode_ms,
-            run.ms,
-        )),
-        Err(response) => response,
-    }
-}
-
-fn ms_since(t: Instant) -> f64 {
-    t.elapsed().as_secs_f64() * 1e3
-}
-
-/// A 200 JSON response with a `Server-Timing` header splitting the guest's work into request
-/// decoding, inference and response encoding (standard header; browsers' dev tools and
-/// `scripts/latency.py` read it).
-fn timed_json(value: &impl serde::Serialize, decode_ms: f64, infer_ms: f64) -> Response {
-    let started = Instant::now();
-    let response = Response::json(200, value);
-    let timing = format!(
-        "decode;dur={decode_ms:.3}, infer;dur={infer_ms:.3}, encode;dur={:.3}",
-        ms_since(started)
-    );
-    response.with_header("server-timing", timing)
-}
-
-fn predict_batch(app: &App, req: &Request) -> Response {
-    let Ok(m) = app.models.get(&app.config.default_model) else {
-        return http_error(503, "Model not loaded");
-    };
-    let started = Instant::now();
-    let body = match predict::parse_batch(req.body, &m.limits(app.config)) {
-        Ok(b) => b,
-        Err(rejection) => return rejection.into_response(),
-    };
-    let decode_ms = ms_since(started);
-    let signals: Vec<&[f32]> = body.signals.iter().map(Vec::as_slice).collect();
-    let run = match infer(app, m, &signals) {
-        Ok(r) => r,
-        Err(response) => return response,
-    };
-    let n = signals.len();
-    let each_ms = run.ms / n as f64;
-    run.record.attach(timed_json(
-        &BatchPredictionResponse {
-            predictions: run
-                .logits
-                .iter()
-                .map(|l| prediction(m, l, body.return_probabilities, body.return_top_k, each_ms))
-                .collect(),
-            batch_size: n,
-            total_inference_time_ms: run.ms,
-            average_inference_time_ms: each_ms,
-        },
-        decode_ms,
-        run.ms,
-    ))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::app::{ModelStore, ServedModel};
+    use crate::card::ModelCard;
     use crate::engine::testing::MeanEngine;
+    use crate::lstm_pfd::OPENAPI;
+    use crate::telemetry::InferenceRecord;
     use serde_json::Value;
     use std::collections::BTreeMap;
 
@@ -912,22 +596,78 @@ mod tests {
     }
 
     #[test]
+    fn model_metadata_reports_the_cards_datatypes() {
+        let cfg = config(&[]);
+        let (status, v) = call(
+            &cfg,
+            &Fixed(Some(model())),
+            "GET",
+            "/v2/models/bearing-lstm",
+            &[],
+            "",
+        );
+        assert_eq!(status, 200, "{v}");
+        assert_eq!(v["inputs"][0]["datatype"], "FP32");
+        assert_eq!(v["outputs"][0]["datatype"], "FP32");
+        let mut half = model();
+        half.card.input.dtype = "float16".into();
+        let (_, v) = call(
+            &cfg,
+            &Fixed(Some(half)),
+            "GET",
+            "/v2/models/bearing-lstm",
+            &[],
+            "",
+        );
+        assert_eq!(v["inputs"][0]["datatype"], "FP16", "{v}");
+        assert_eq!(v["outputs"][0]["datatype"], "FP32", "{v}");
+    }
+
+    /// From the router's tables to the document: every route the router serves — the table's
+    /// and the OIP API's — is documented with its method, and with a key requirement exactly
+    /// when the router asks for one. (`tests/test_openapi.py` goes the other way: from the
+    /// document to the running server.)
+    #[test]
     fn openapi_documents_every_route() {
         let spec: Value = serde_json::from_str(OPENAPI).unwrap();
         assert_eq!(spec["info"]["version"], crate::VERSION);
-        for route in ROUTES {
-            let op = &spec["paths"][route.path][route.method.to_ascii_lowercase()];
+        let cfg = config(&[]);
+        let store = Fixed(Some(model()));
+        let mut served: Vec<(&str, String, bool)> = ROUTES
+            .iter()
+            .map(|r| (r.method, r.path.to_string(), r.protected))
+            .collect();
+        for (method, label) in crate::oip::ROUTES {
+            let concrete = label
+                .replace("{name}", "bearing-lstm")
+                .replace("{version}", "1");
+            assert_eq!(
+                crate::oip::route_label(&concrete),
+                Some(*label),
+                "{concrete}"
+            );
+            let (status, v) = call(&cfg, &store, method, &concrete, &[], "{}");
+            assert!(
+                status != 404 && status != 405,
+                "{method} {concrete}: {status} {v}"
+            );
+            served.push((
+                method,
+                label.replace("{name}", "{model}"),
+                requires_api_key(method, &concrete),
+            ));
+        }
+        assert_eq!(served.len(), ROUTES.len() + 10);
+        for (method, path, protected) in served {
+            let op = &spec["paths"][&path][method.to_ascii_lowercase()];
             assert!(
                 op.is_object(),
-                "{} {} is not in api/openapi.json",
-                route.method,
-                route.path
+                "{method} {path} is served but not in api/openapi.json"
             );
             assert_eq!(
                 op.get("security").is_some(),
-                route.protected,
-                "{} security",
-                route.path
+                protected,
+                "{method} {path}: security"
             );
         }
     }

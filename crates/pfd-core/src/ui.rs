@@ -6,8 +6,8 @@
 //! exactly that — scripts, styles and requests to this origin only, no inline code, no frames,
 //! no form posts elsewhere — so even a recording's text that reached the page could not run.
 
+use crate::app::App;
 use crate::http::{Request, Response};
-use crate::router::App;
 
 /// The page's files: (path, content type, contents).
 pub const FILES: &[(&str, &str, &str)] = &[
@@ -36,7 +36,7 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'
 
 /// The handler of every row of [`FILES`] (the route table has one row each).
 pub fn serve(_: &App, req: &Request) -> Response {
-    let path = crate::router::normalize(req.path);
+    let path = crate::http::normalize(req.path);
     let Some((_, content_type, contents)) = FILES.iter().find(|(p, _, _)| *p == path) else {
         return crate::errors::not_found();
     };

@@ -82,6 +82,7 @@ mod tests {
     //! The bundled model's reference vectors, through tract natively (the wasm path is covered
     //! end to end in `tests/`).
     use super::*;
+    use pfd_core::card::{CARD_FILE, MODEL_FILE, REFERENCE_FILE};
     use std::path::PathBuf;
 
     fn model_dir() -> PathBuf {
@@ -91,11 +92,11 @@ mod tests {
     #[test]
     fn reproduces_reference_logits() {
         let dir = model_dir();
-        let card = ModelCard::parse(&std::fs::read(dir.join("model.json")).unwrap()).unwrap();
+        let card = ModelCard::parse(&std::fs::read(dir.join(CARD_FILE)).unwrap()).unwrap();
         let engine =
-            TractEngine::load(&std::fs::read(dir.join("model.onnx")).unwrap(), &card).unwrap();
+            TractEngine::load(&std::fs::read(dir.join(MODEL_FILE)).unwrap(), &card).unwrap();
         let reference: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(dir.join("reference.json")).unwrap()).unwrap();
+            serde_json::from_slice(&std::fs::read(dir.join(REFERENCE_FILE)).unwrap()).unwrap();
         let raw = std::fs::read(dir.join(reference["inputs_file"].as_str().unwrap())).unwrap();
         let inputs: Vec<f32> = raw
             .chunks_exact(4)
@@ -134,7 +135,7 @@ mod tests {
             TractEngine::load(b"not an onnx file", &card),
             Err(EngineError::Load(_))
         ));
-        let onnx = std::fs::read(model_dir().join("model.onnx")).unwrap();
+        let onnx = std::fs::read(model_dir().join(MODEL_FILE)).unwrap();
         assert!(matches!(
             TractEngine::load(&onnx[..onnx.len() / 2], &card),
             Err(EngineError::Load(_))
