@@ -239,6 +239,27 @@ fn validate_fails_when_reference_vectors_do_not_match() {
 }
 
 #[test]
+fn validate_fails_when_the_card_and_its_reference_file_disagree() {
+    let dir = folder_with(FP32, &bundled_onnx(FP32));
+    let card_path = dir.path().join(CARD_FILE);
+    let mut card: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&card_path).unwrap()).unwrap();
+    let ok = validate(dir.path(), &[]);
+    assert_eq!(ok.code, 0, "{}\n{}", ok.stdout, ok.stderr);
+    card["reference"]["rtol"] = 0.5.into();
+    std::fs::write(&card_path, serde_json::to_vec_pretty(&card).unwrap()).unwrap();
+    let run = validate(dir.path(), &[]);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    let line =
+        line_of(&run.stdout, "reference tolerances").unwrap_or_else(|| panic!("{}", run.stdout));
+    assert!(line.trim_start().starts_with("FAIL"), "{line}");
+    assert!(
+        line.contains("rtol 0.5") && line.contains("rtol 0.001"),
+        "{line}"
+    );
+}
+
+#[test]
 fn validate_reports_an_op_a_backend_lacks_as_unsupported() {
     // Route the normalised signal through Optional → OptionalGetElement (an identity that ONNX
     // Runtime runs and tract does not implement).

@@ -27,7 +27,7 @@ use crate::report::short;
 use anyhow::{Context as _, Result};
 use clap::Args;
 use pfd_core::card::ModelCard;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// `pfd-host model validate`.
@@ -303,6 +303,20 @@ fn card_checks(r: &mut Report, c: &Card, bytes: &[u8], sha: &str) {
             onnx_info::INPUT_NAME,
             onnx_info::OUTPUT_NAME
         ));
+    }
+    if let Some(spec) = &c.card.reference {
+        // The card says where the reference vectors are and with which tolerances; the file
+        // carries its own. A card that drifted from its file misleads whoever reads the card.
+        let path = c.path.parent().unwrap_or(Path::new(".")).join(&spec.file);
+        match Reference::load(&path) {
+            Ok(refs) if refs.rtol as f32 != spec.rtol || refs.atol as f32 != spec.atol => problems
+                .push(format!(
+                    "its reference tolerances (rtol {}, atol {}) are not {}'s (rtol {}, atol {})",
+                    spec.rtol, spec.atol, spec.file, refs.rtol, refs.atol
+                )),
+            Ok(_) => {}
+            Err(e) => problems.push(format!("its reference file: {e:#}")),
+        }
     }
     let hashed = if c.json.get("sha256").is_some() {
         ", sha256 and size match the file"
