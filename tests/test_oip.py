@@ -64,6 +64,20 @@ def test_reference_logits(client, reference, binary):
     assert result.get_response()["id"] == f"ref-{binary}"
 
 
+def test_non_finite_binary_tensors_are_refused_naming_the_value(client, reference):
+    """tritonclient's binary tensors carry any f32 bit pattern; a NaN or an infinity is a 400
+    naming the first bad value (its index in the flattened tensor), never logits."""
+    _, inputs = reference
+    for index, bad in [(7, np.nan), (SIGNAL_LENGTH + 3, np.inf), (2 * SIGNAL_LENGTH - 1, -np.inf)]:
+        batch = inputs[:2, None, :].astype(np.float32).copy()
+        batch.reshape(-1)[index] = bad
+        with pytest.raises(InferenceServerException) as err:
+            infer(client, batch, True)
+        assert f"value {index} is" in str(err.value) and "finite" in str(err.value), str(err.value)
+    assert client.is_server_ready()
+    assert infer(client, inputs[:1, None, :], True).as_numpy("logits").shape == (1, 11)
+
+
 def test_batch_larger_than_one_matches_single(client, reference):
     _, inputs = reference
     together = infer(client, inputs[:4, None, :], True).as_numpy("logits")
