@@ -13,6 +13,9 @@
 //!   ([`crate::bearings`]) and their second harmonics, each searched within
 //!   ±[`DEFECT_TOLERANCE`] (bearings slip 1–2 %).
 //!
+//! A 2x line whose fundamental is absent, with its peak nearer a harmonic of a present defect,
+//! is reported as explained by that harmonic and not present ([`explain_harmonics`]).
+//!
 //! Every line reports its measured frequency, amplitude (the recording's units) and prominence
 //! over the local median ([`crate::spectrum::measure`]); it is `present` when the prominence is
 //! at least [`PRESENT_DB`]. Why 10 dB: a noise-only bin of a Welch average of two segments
@@ -75,6 +78,10 @@ pub struct LineEvidence {
     pub amplitude: f64,
     pub prominence_db: f64,
     pub present: bool,
+    /// For a harmonic whose own fundamental is absent: the harmonic of a present defect its peak
+    /// lies nearer to (see [`explain_harmonics`]); the line is then not `present`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explained_by: Option<String>,
 }
 
 fn line(
@@ -92,7 +99,47 @@ fn line(
         amplitude: l.amplitude,
         prominence_db: l.prominence_db,
         present: l.prominence_db >= PRESENT_DB,
+        explained_by: None,
     })
+}
+
+/// Harmonics of a present defect up to this order are candidates for explaining another
+/// defect's harmonic. Why 4: a defect's impulse train shows harmonics well past its 2x, and the
+/// defect orders of common bearings put 3x or 4x of one within 2 % of 2x of another.
+pub const EXPLAINING_HARMONICS: u32 = 4;
+
+/// Refuses harmonics that are another defect's in disguise. A 2x line whose own fundamental is
+/// absent, and whose peak lies nearer to `k`× a present fundamental (k ≤ [`EXPLAINING_HARMONICS`],
+/// within [`DEFECT_TOLERANCE`]) than to its own frequency, is that harmonic: a 6205's 3×BPFO is
+/// 0.7 % from its 2×BPFI, so an outer-race defect would otherwise also "show" 2×BPFI.
+/// `fundamentals` are each defect's label and kinematic frequency (Hz).
+fn explain_harmonics(lines: &mut [LineEvidence], present: &[String], fundamentals: &[(&str, f64)]) {
+    for l in lines.iter_mut().filter(|l| l.present) {
+        let Some(own) = l.name.strip_prefix("2x") else {
+            continue;
+        };
+        if present.iter().any(|p| p == own) {
+            continue;
+        }
+        let own_distance = (l.frequency_hz - l.expected_hz).abs();
+        let nearest = fundamentals
+            .iter()
+            .filter(|(label, _)| *label != own && present.iter().any(|p| p == label))
+            .flat_map(|&(label, hz)| {
+                (1..=EXPLAINING_HARMONICS).map(move |k| (label, k, k as f64 * hz))
+            })
+            .map(|(label, k, hz)| (label, k, hz, (l.frequency_hz - hz).abs()))
+            .filter(|&(_, _, hz, d)| d <= DEFECT_TOLERANCE * hz && d < own_distance)
+            .min_by(|a, b| a.3.total_cmp(&b.3));
+        if let Some((label, k, _, _)) = nearest {
+            l.present = false;
+            l.explained_by = Some(if k == 1 {
+                label.to_string()
+            } else {
+                format!("{k}x{label}")
+            });
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -249,12 +296,13 @@ pub fn evidence(
             let o = defect_orders(g);
             let mut lines = Vec::new();
             let mut present = Vec::new();
-            for (label, order) in [
+            let defects = [
                 ("FTF", o.ftf),
                 ("BPFO", o.bpfo),
                 ("BPFI", o.bpfi),
                 ("BSF", o.bsf),
-            ] {
+            ];
+            for (label, order) in defects {
                 for h in 1..=2 {
                     let name = if h == 1 {
                         label.to_string()
@@ -275,6 +323,11 @@ pub fn evidence(
                     }
                 }
             }
+            let fundamentals: Vec<(&str, f64)> = defects
+                .iter()
+                .map(|&(label, order)| (label, order * f))
+                .collect();
+            explain_harmonics(&mut lines, &present, &fundamentals);
             Some(BearingEvidence {
                 bearing: name.clone(),
                 geometry: GeometryOut::from(g),
@@ -337,5 +390,49 @@ mod tests {
         assert_eq!(shaft.dominant.as_deref(), Some("1x"));
         assert!((shaft.harmonics[0].amplitude - 3.0).abs() < 0.1);
         assert!(!shaft.subsynchronous.unwrap().present);
+    }
+
+    /// An outer-race defect on a 6205 at 1770 rpm: envelope lines at 1x, 2x and 3x BPFO. Its
+    /// 3xBPFO (317.3 Hz) lies in 2xBPFI's window (319.5 Hz ± 2 %); that line is BPFO's, not an
+    /// inner-race harmonic.
+    #[test]
+    fn a_harmonic_of_a_present_defect_is_not_another_defects_line() {
+        let (name, g) = crate::bearings::resolve(&crate::bearings::BearingQuery {
+            name: Some("6205".into()),
+            ..Default::default()
+        })
+        .unwrap()
+        .unwrap();
+        let rpm = 1770.0;
+        let bpfo_hz = defect_orders(&g).bpfo * rpm / 60.0;
+        let res = 0.25;
+        let mut envelope: Vec<f32> = (0..8000)
+            .map(|i| 1.0 + ((i * 7919) % 100) as f32 / 400.0)
+            .collect();
+        for k in 1..=3 {
+            let bin = (k as f64 * bpfo_hz / res).round() as usize;
+            envelope[bin] = 100.0;
+        }
+        let spectra = Spectra {
+            resolution_hz: res,
+            amplitude: vec![1.0; 8000],
+            envelope,
+            envelope_band_hz: (500.0, 5000.0),
+            segments: 2,
+        };
+        let x = [0.0f32; 64];
+        let e = evidence(indicators(&x), &spectra, Some(rpm), Some(&(name, g)));
+        let b = e.bearing.unwrap();
+        let by = |n: &str| b.lines.iter().find(|l| l.name == n).unwrap().clone();
+        assert_eq!(b.present, ["BPFO"]);
+        assert!(by("BPFO").present && by("2xBPFO").present);
+        let inner = by("2xBPFI");
+        assert!(!inner.present, "{inner:?}");
+        assert_eq!(inner.explained_by.as_deref(), Some("3xBPFO"));
+        assert!(
+            inner.prominence_db >= PRESENT_DB,
+            "the peak is there: {inner:?}"
+        );
+        assert_eq!(by("2xBPFO").explained_by, None);
     }
 }
