@@ -51,6 +51,9 @@ pub trait InferenceEngine {
             let length = group[0].len();
             debug_assert!(group.iter().all(|s| s.len() == length));
             buffer.clear();
+            // Sized once, not grown by doubling: a /diagnose batch is ~10 MB, and each
+            // reallocation would touch (and, in a fresh instance, fault in) new memory.
+            buffer.reserve_exact(group.len() * length);
             for s in group {
                 buffer.extend_from_slice(s);
             }

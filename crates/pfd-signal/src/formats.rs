@@ -273,10 +273,16 @@ fn wav_fast_path(
     let at = channel * width;
     let frames = data.chunks_exact(frame);
     Some(if width == 2 {
-        let scale = 1.0 / 32_768.0f64;
-        frames
-            .map(|f| (i16::from_le_bytes([f[at], f[at + 1]]) as f64 * scale) as f32)
-            .collect()
+        // i16 · 2⁻¹⁵ is exact in f32 (16 significant bits, a power-of-two scale), so this is
+        // hound's f64 product rounded to f32, bit for bit. A mono recording gets its own loop,
+        // which the compiler vectorises (one `frame`-strided loop for all was ~2 ns a sample).
+        let scale = 1.0 / 32_768.0f32;
+        let sample = |b: &[u8]| f32::from(i16::from_le_bytes([b[0], b[1]])) * scale;
+        if channels == 1 {
+            data.chunks_exact(2).map(sample).collect()
+        } else {
+            frames.map(|f| sample(&f[at..at + 2])).collect()
+        }
     } else {
         frames
             .map(|f| f32::from_le_bytes([f[at], f[at + 1], f[at + 2], f[at + 3]]))

@@ -17,9 +17,29 @@ use rubato::{FftFixedIn, Resampler};
 
 use crate::{invalid, SignalError};
 
-/// Input frames per FFT chunk. Why 4096: long enough for a steep anti-aliasing filter at every
-/// supported ratio, short enough that a 5 s record is many chunks (bounded scratch memory).
+/// Input frames per FFT chunk, at least. Why 4096: long enough for a steep anti-aliasing filter
+/// at every supported ratio, short enough that a 5 s record is many chunks (bounded scratch
+/// memory). The chunk used is the next whole number of the ratio's smallest input block that
+/// keeps the FFTs fast, see [`chunk_frames`].
 const CHUNK: usize = 4096;
+
+/// Input frames per chunk for `fs_in → fs_out`: the ratio's smallest input block
+/// (`fs_in / gcd`) times the power of two that reaches [`CHUNK`].
+///
+/// Why a power of two: rubato's FFT lengths are twice the chunk's block count times
+/// `fs_in / gcd` and `fs_out / gcd`. Asking for exactly 4096 frames at 48 kHz gave 55 blocks,
+/// FFTs of 8250 and 3520 points (a factor 11), which rustfft runs with its scalar mixed-radix
+/// algorithms; 64 blocks give 9600 and 4096 points (factors 2, 3, 5), run by its SIMD
+/// butterflies. Measured in the guest (pfd-host, `scripts/diagnose_bench.py`) on a 60 s,
+/// 48 kHz recording: 66 → 36 ms.
+fn chunk_frames(fs_in: usize, fs_out: usize) -> usize {
+    let (mut a, mut b) = (fs_in, fs_out);
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    let block = fs_in / a;
+    block * CHUNK.div_ceil(block).next_power_of_two()
+}
 
 /// `samples` at `rate_in` Hz, resampled to `rate_out` Hz (borrowed as they are when the rates
 /// match: a recording at the model's rate is not copied).
@@ -37,38 +57,62 @@ pub fn resample(
         return Ok(Cow::Borrowed(samples));
     }
     let wanted = (samples.len() as f64 * fs_out as f64 / fs_in as f64).round() as usize;
-    let mut resampler = FftFixedIn::<f32>::new(fs_in, fs_out, CHUNK, 1, 1)
+    let chunk = chunk_frames(fs_in, fs_out);
+    let mut resampler = FftFixedIn::<f32>::new(fs_in, fs_out, chunk, 1, 1)
         .map_err(|e| invalid(format!("cannot resample {fs_in} Hz to {fs_out} Hz: {e}")))?;
-    let delay = resampler.output_delay();
-    let mut out = Vec::with_capacity(wanted + delay + CHUNK);
     let failed = |e: rubato::ResampleError| invalid(format!("resampling failed: {e}"));
+    // Each chunk is resampled into one reused buffer and appended with the resampler's delay
+    // cut off on the way. Why: a fresh output vector per chunk and a final `drain` of the delay
+    // (moving the whole output down) were allocations and a copy the size of the result.
+    let mut buffer = resampler.output_buffer_allocate(true);
+    let mut out = Vec::with_capacity(wanted);
+    let mut skip = resampler.output_delay();
+    let append = |out: &mut Vec<f32>, skip: &mut usize, produced: &[f32]| {
+        let from = (*skip).min(produced.len());
+        *skip -= from;
+        let take = (wanted - out.len()).min(produced.len() - from);
+        out.extend_from_slice(&produced[from..from + take]);
+    };
     let mut rest = samples;
     while rest.len() >= resampler.input_frames_next() {
         let (chunk, tail) = rest.split_at(resampler.input_frames_next());
-        let produced = resampler.process(&[chunk], None).map_err(failed)?;
-        out.extend_from_slice(&produced[0]);
+        let (_, n) = resampler
+            .process_into_buffer(&[chunk], &mut buffer, None)
+            .map_err(failed)?;
+        append(&mut out, &mut skip, &buffer[0][..n]);
         rest = tail;
     }
     if !rest.is_empty() {
-        let produced = resampler
-            .process_partial(Some(&[rest]), None)
+        let (_, n) = resampler
+            .process_partial_into_buffer(Some(&[rest]), &mut buffer, None)
             .map_err(failed)?;
-        out.extend_from_slice(&produced[0]);
+        append(&mut out, &mut skip, &buffer[0][..n]);
     }
     // Flush what the delay holds back.
-    while out.len() < wanted + delay {
-        let produced = resampler
-            .process_partial::<&[f32]>(None, None)
+    while out.len() < wanted {
+        let (_, n) = resampler
+            .process_partial_into_buffer::<&[f32], _>(None, &mut buffer, None)
             .map_err(failed)?;
-        if produced[0].is_empty() {
+        if n == 0 {
             break;
         }
-        out.extend_from_slice(&produced[0]);
+        append(&mut out, &mut skip, &buffer[0][..n]);
     }
-    let end = (delay + wanted).min(out.len());
-    out.truncate(end);
-    out.drain(..delay.min(end));
     Ok(Cow::Owned(out))
+}
+
+/// [`resample`] of an owned recording: the recording itself when the rates match, otherwise
+/// the resampled copy (the original is freed on return, so its memory can be reused).
+pub fn resample_vec(
+    samples: Vec<f32>,
+    rate_in: f64,
+    rate_out: u32,
+) -> Result<Vec<f32>, SignalError> {
+    let resampled = match resample(&samples, rate_in, rate_out)? {
+        Cow::Owned(v) => Some(v),
+        Cow::Borrowed(_) => None,
+    };
+    Ok(resampled.unwrap_or(samples))
 }
 
 #[cfg(test)]
@@ -108,6 +152,34 @@ mod tests {
         let y = resample(&x, 48_000.0, 20_480).unwrap();
         let rms = (y[2000..38_000].iter().map(|v| v * v).sum::<f32>() / 36_000.0).sqrt();
         assert!(rms < 0.01, "aliased energy {rms}");
+    }
+
+    #[test]
+    fn owned_recordings_are_kept_or_replaced() {
+        let x = sine(100.0, 20_480.0, 1000);
+        let at = x.as_ptr();
+        let same = resample_vec(x, 20_480.0, 20_480).unwrap();
+        assert_eq!(
+            same.as_ptr(),
+            at,
+            "same rate: the recording itself, not a copy"
+        );
+        let y = resample_vec(sine(100.0, 48_000.0, 48_000), 48_000.0, 20_480).unwrap();
+        let x = sine(100.0, 48_000.0, 48_000);
+        assert_eq!(y, *resample(&x, 48_000.0, 20_480).unwrap());
+    }
+
+    #[test]
+    fn chunks_give_ffts_of_small_factors() {
+        // 48 kHz: 64 blocks of 75 (FFTs of 9600 and 4096 points), not 55 (8250 = 2·3·5³·11).
+        assert_eq!(chunk_frames(48_000, 20_480), 4_800);
+        assert_eq!(chunk_frames(12_800, 20_480), 5_120);
+        assert_eq!(chunk_frames(25_600, 20_480), 5_120);
+        // A ratio whose smallest block is already longer than CHUNK is used as it is.
+        assert_eq!(chunk_frames(12_799, 20_480), 12_799);
+        for (fs_in, fs_out) in [(48_000, 20_480), (44_100, 20_480), (12_800, 20_480)] {
+            assert!(chunk_frames(fs_in, fs_out) >= CHUNK);
+        }
     }
 
     #[test]

@@ -83,18 +83,31 @@ pub fn analyse(x: &[f32], rate: f64, nyquist_hz: f64) -> Spectra {
     for &start in &picked {
         let seg = &x[start..start + segment];
         let mean = crate::mean(seg) as f32;
-        // Amplitude spectrum of the windowed segment.
-        for ((b, &v), &w) in buffer.iter_mut().zip(seg).zip(&window) {
-            *b = (v - mean) * w;
-        }
-        add_magnitudes(&*forward, &mut buffer, &mut spectrum, &mut amplitude);
-        // Envelope: band-pass + Hilbert transform of the plain segment.
+        // One forward FFT of the mean-free segment serves both spectra.
         for (b, &v) in buffer.iter_mut().zip(seg) {
             *b = v - mean;
         }
         forward
             .process(&mut buffer, &mut spectrum)
             .expect("buffer sizes match the plan");
+        // Amplitude spectrum of the Hann-windowed segment, from the plain one: the periodic
+        // Hann window is 0.5 − ¼e^{+i2πn/N} − ¼e^{−i2πn/N}, so windowing is the three-tap
+        // convolution X_w[k] = ½X[k] − ¼(X[k−1] + X[k+1]) (X[−1] = X̄[1] and
+        // X[N/2+1] = X̄[N/2−1] for a real signal). Exact, and one FFT per segment fewer.
+        for (k, sum) in amplitude.iter_mut().enumerate() {
+            let prev = if k == 0 {
+                spectrum[1].conj()
+            } else {
+                spectrum[k - 1]
+            };
+            let next = if k + 1 == bins {
+                spectrum[bins - 2].conj()
+            } else {
+                spectrum[k + 1]
+            };
+            *sum += magnitude(spectrum[k] * 0.5 - (prev + next) * 0.25) as f64;
+        }
+        // Envelope: band-pass + Hilbert transform of the plain segment.
         analytic
             .iter_mut()
             .for_each(|c| *c = Complex::new(0.0, 0.0));
@@ -104,8 +117,8 @@ pub fn analyse(x: &[f32], rate: f64, nyquist_hz: f64) -> Spectra {
         inverse.process(&mut analytic);
         let scale = 1.0 / segment as f32;
         // The envelope |analytic|, computed once: its mean, then mean-free and windowed.
-        for (b, c) in buffer.iter_mut().zip(&analytic) {
-            *b = c.norm();
+        for (b, &c) in buffer.iter_mut().zip(&analytic) {
+            *b = magnitude(c);
         }
         let env_mean =
             buffer.iter().map(|&m| m as f64).sum::<f64>() as f32 * scale / segment as f32;
@@ -124,12 +137,31 @@ pub fn analyse(x: &[f32], rate: f64, nyquist_hz: f64) -> Spectra {
     }
 }
 
-/// The periodic Hann window of `n` samples (every windowed FFT of this crate uses it).
+/// The periodic Hann window of `n` samples (every windowed FFT of this crate uses it):
+/// `0.5 − 0.5·cos(2πi/n)`.
+///
+/// Why not one `cos` per sample: libm's `cos` is software in wasm, and the windows of one
+/// `/diagnose` (65536 and 102400 samples, made per request) cost ~4 ms of cosines in the guest.
+/// Here `cos` runs once per [`HANN_BLOCK`] samples and once per offset within a block; each
+/// sample is `cos(a + b) = cos a·cos b − sin a·sin b` in f64, within ~1e-16 of the direct
+/// cosine — far below the f32 the window is stored in.
 pub fn hann(n: usize) -> Vec<f32> {
-    (0..n)
-        .map(|i| 0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / n as f64).cos() as f32)
-        .collect()
+    let step = 2.0 * std::f64::consts::PI / n as f64;
+    let offsets: Vec<(f64, f64)> = (0..HANN_BLOCK.min(n))
+        .map(|j| (j as f64 * step).sin_cos())
+        .collect();
+    let mut window = Vec::with_capacity(n);
+    for start in (0..n).step_by(HANN_BLOCK) {
+        let (sin_a, cos_a) = (start as f64 * step).sin_cos();
+        for &(sin_b, cos_b) in &offsets[..HANN_BLOCK.min(n - start)] {
+            window.push(0.5 - 0.5 * (cos_a * cos_b - sin_a * sin_b) as f32);
+        }
+    }
+    window
 }
+
+/// Samples per block of [`hann`] (a block's first sample gets its own `cos`).
+const HANN_BLOCK: usize = 1024;
 
 fn add_magnitudes(
     fft: &dyn RealToComplex<f32>,
@@ -139,9 +171,17 @@ fn add_magnitudes(
 ) {
     fft.process(input, output)
         .expect("buffer sizes match the plan");
-    for (s, c) in sum.iter_mut().zip(output.iter()) {
-        *s += c.norm() as f64;
+    for (s, &c) in sum.iter_mut().zip(output.iter()) {
+        *s += magnitude(c) as f64;
     }
+}
+
+/// |c|. Why not `Complex::norm`: that is `hypot`, which guards against overflow in software
+/// (libm's `hypotf` was 5 % of a `/diagnose` request in the guest); spectra of f32 samples
+/// are nowhere near f32's range, so the square root of the squared norm is as exact.
+#[inline]
+fn magnitude(c: Complex<f32>) -> f32 {
+    c.norm_sqr().sqrt()
 }
 
 /// One measured spectral line.
@@ -241,6 +281,58 @@ pub fn excerpt(spectrum: &[f32], resolution_hz: f64, max_hz: f64) -> Excerpt {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hann_matches_the_direct_cosine() {
+        for n in [64, 1000, 1025, 65_536, 102_400] {
+            let w = hann(n);
+            assert_eq!(w.len(), n);
+            for (i, &v) in w.iter().enumerate() {
+                let direct =
+                    0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / n as f64).cos() as f32;
+                assert!(
+                    (v - direct).abs() <= f32::EPSILON,
+                    "n={n} i={i}: {v} vs {direct}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_amplitude_spectrum_is_that_of_the_windowed_segment() {
+        // analyse() windows in the frequency domain; this is the FFT of the windowed samples.
+        let rate = 20_480.0;
+        let n = 4096;
+        let mut state = 7u32;
+        let x: Vec<f32> = (0..n)
+            .map(|i| {
+                state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                let noise = (state >> 8) as f32 / (1u32 << 24) as f32 - 0.5;
+                (2.0 * std::f64::consts::PI * 300.0 * i as f64 / rate).sin() as f32 + noise + 0.3
+            })
+            .collect();
+        let s = analyse(&x, rate, rate / 2.0);
+        assert_eq!(s.segments, 1);
+        let mean = crate::mean(&x) as f32;
+        let window = hann(n);
+        let fft = RealFftPlanner::<f32>::new().plan_fft_forward(n);
+        let mut input: Vec<f32> = x
+            .iter()
+            .zip(&window)
+            .map(|(&v, &w)| (v - mean) * w)
+            .collect();
+        let mut output = fft.make_output_vec();
+        fft.process(&mut input, &mut output).unwrap();
+        let gain = 2.0 / window.iter().map(|&w| w as f64).sum::<f64>();
+        let peak = s.amplitude.iter().fold(0.0f32, |m, &a| m.max(a));
+        for (k, (c, &a)) in output.iter().zip(&s.amplitude).enumerate() {
+            let direct = (c.norm() as f64 * gain) as f32;
+            assert!(
+                (direct - a).abs() <= 1e-5 * peak,
+                "bin {k}: {a} vs {direct}"
+            );
+        }
+    }
 
     #[test]
     fn a_sine_reads_its_amplitude_and_frequency() {

@@ -1,0 +1,125 @@
+//! `/diagnose`'s signal stages on a 60 s, 48 kHz recording, one at a time — to see where the
+//! time goes natively and inside a wasm guest (same code, same input):
+//!
+//! ```sh
+//! cargo run --release -p pfd-signal --example stage_bench
+//! scripts/wasm-example.sh pfd-signal stage_bench      # the same, wasm32 under wasmtime
+//! ```
+//!
+//! The recording is noise plus shaft harmonics and a ringing impulse train (a stand-in for a
+//! Wear record: the stages' cost does not depend on what is in it).
+
+use pfd_signal::{evidence, resample, spectrum, unknown};
+use std::time::Instant;
+
+const RATE_IN: u32 = 48_000;
+const RATE: u32 = 20_480;
+const LENGTH: usize = 102_400;
+
+fn recording(seconds: usize) -> Vec<f32> {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let n = seconds * RATE_IN as usize;
+    let dt = 1.0 / RATE_IN as f64;
+    (0..n)
+        .map(|i| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let noise = (x % 65_536) as f64 / 65_536.0 - 0.5;
+            let t = i as f64 * dt;
+            let shaft = (2.0 * std::f64::consts::PI * 29.5 * t).sin();
+            let phase = (t * 105.7).fract();
+            let ring = (-phase * 400.0).exp() * (2.0 * std::f64::consts::PI * 3_500.0 * t).sin();
+            ((0.3 * noise + 0.5 * shaft + ring) * 0.25) as f32
+        })
+        .collect()
+}
+
+fn time<T>(runs: usize, mut f: impl FnMut() -> T) -> f64 {
+    let t = Instant::now();
+    for _ in 0..runs {
+        std::hint::black_box(f());
+    }
+    t.elapsed().as_secs_f64() * 1000.0 / runs as f64
+}
+
+fn main() {
+    let runs: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(5);
+    let samples = recording(60);
+    let signal = resample::resample(&samples, RATE_IN as f64, RATE)
+        .unwrap()
+        .into_owned();
+    let starts: Vec<usize> = (0..=(signal.len() - LENGTH) / (LENGTH / 2))
+        .map(|i| i * LENGTH / 2)
+        .collect();
+    let windows: Vec<&[f32]> = starts.iter().map(|&s| &signal[s..s + LENGTH]).collect();
+    let logits = vec![vec![0.0f32; 11]; windows.len()];
+    println!(
+        "60 s at {RATE_IN} Hz: {} samples, {} at {RATE} Hz, {} windows; ms per call, {runs} runs",
+        samples.len(),
+        signal.len(),
+        windows.len()
+    );
+    let rows: [(&str, f64); 5] = [
+        (
+            "resample",
+            time(runs, || resample::resample(&samples, RATE_IN as f64, RATE)),
+        ),
+        (
+            "input_checks",
+            time(runs, || unknown::input_checks(&samples)),
+        ),
+        ("indicators", time(runs, || evidence::indicators(&samples))),
+        (
+            "unknown features",
+            time(runs, || unknown::features(&windows, &logits, RATE as f64)),
+        ),
+        (
+            "spectra",
+            time(runs, || {
+                spectrum::analyse(&signal, RATE as f64, RATE as f64 / 2.0)
+            }),
+        ),
+    ];
+    // The FFTs inside those stages, alone: what no change outside rustfft makes cheaper.
+    let extra = [
+        (
+            "features: 8 rfft 102400",
+            time(runs, || {
+                let fft = realfft::RealFftPlanner::<f32>::new().plan_fft_forward(LENGTH);
+                let mut i = fft.make_input_vec();
+                let mut o = fft.make_output_vec();
+                for _ in 0..8 {
+                    fft.process(&mut i, &mut o).unwrap();
+                }
+            }),
+        ),
+        (
+            "spectra: 24 rfft 65536",
+            time(runs, || {
+                let fft = realfft::RealFftPlanner::<f32>::new().plan_fft_forward(65536);
+                let mut i = fft.make_input_vec();
+                let mut o = fft.make_output_vec();
+                for _ in 0..24 {
+                    fft.process(&mut i, &mut o).unwrap();
+                }
+            }),
+        ),
+        (
+            "spectra: 24 cfft 65536",
+            time(runs, || {
+                let fft = rustfft::FftPlanner::<f32>::new().plan_fft_inverse(65536);
+                let mut i = vec![realfft::num_complex::Complex::new(0.0f32, 0.0); 65536];
+                for _ in 0..24 {
+                    fft.process(&mut i);
+                }
+            }),
+        ),
+    ];
+    for (name, ms) in rows.into_iter().chain(extra) {
+        println!("{name:>26} {ms:8.2}");
+    }
+}
