@@ -32,7 +32,11 @@ fn body() -> String {
 }
 
 fn main() {
-    let body = body();
+    // `DECODE_BENCH_BODY=path`: time that body instead (e.g. the bench's reference-vector body).
+    let body = match std::env::var("DECODE_BENCH_BODY") {
+        Ok(path) => std::fs::read_to_string(&path).expect("reading DECODE_BENCH_BODY"),
+        Err(_) => body(),
+    };
     let limits = Limits {
         signal_length: 102_400,
         classes: 11,

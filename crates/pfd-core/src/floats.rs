@@ -230,16 +230,10 @@ impl<'a> Scanner<'a> {
         }
         let b = self.bytes;
         let mut i = self.pos;
-        // The hot loop: two samples per turn (a turn is one epoch check in the guest, see
-        // [`digit_run`]), the cursor in a local.
-        loop {
-            for _ in 0..2 {
-                if !array_element(b, &mut i, out)? {
-                    self.pos = i;
-                    return Some(());
-                }
-            }
-        }
+        // The hot loop: one sample per turn, the cursor in a local.
+        while array_element(b, &mut i, out)? {}
+        self.pos = i;
+        Some(())
     }
 
     /// After a list element: `,` → `Some(true)`, `]` → `Some(false)` (both consumed), anything
@@ -313,21 +307,13 @@ fn array_element(b: &[u8], i: &mut usize, out: &mut Vec<f32>) -> Option<bool> {
     let (v, end) = number_at(b, skip_ws(b, *i))?;
     out.push(v);
     let at = skip_ws(b, end);
-    match b.get(at) {
-        // The usual `, ` in straight-line code: see [`digit_run`] on loops.
-        Some(b',') => {
-            *i = at + 1;
-            if b.get(*i) == Some(&b' ') {
-                *i += 1;
-            }
-            Some(true)
-        }
-        Some(b']') => {
-            *i = at + 1;
-            Some(false)
-        }
-        _ => None,
-    }
+    let more = match b.get(at)? {
+        b',' => true,
+        b']' => false,
+        _ => return None,
+    };
+    *i = at + 1;
+    Some(more)
 }
 
 /// One JSON number at `i` (no whitespace before it), as `f32`, and the index after it.
@@ -417,11 +403,13 @@ fn plain_decimal(b: &[u8], start: usize) -> Option<(f64, usize)> {
 ///
 /// Why the first word is read before (not inside) the loop: inside a wasm guest served with
 /// epoch interruption (pfd-host, Spin) every loop iteration also checks the epoch, and a
-/// sample's digits almost always end within its first word. Straight-line code for that case,
-/// for the `, ` between samples and two samples per turn of the list loop took the `/predict`
-/// decoder from 1.57–1.66 to 1.38–1.43 ms per record under wasmtime with epoch interruption
-/// (`scripts/wasm-example.sh pfd-core decode_bench`, plus `-W timeout=100s`); without epoch
-/// checks it is ~5 % slower (1.19 → 1.26 ms, natively 1.01 → 1.05 ms): the guest is what runs.
+/// sample's digits almost always end within its first word: straight-line code for that case
+/// took the decoder of the bench's reference-vector `/predict` body from 1.55–1.69 to
+/// 1.40–1.46 ms per record under wasmtime with epoch interruption, natively 0.84–0.88 →
+/// 0.88–0.91 ms (`DECODE_BENCH_BODY=… scripts/wasm-example.sh pfd-core decode_bench`, with
+/// `-W timeout=100s`). Also tried: the `, ` between samples without `skip_ws`'s loop (no gain
+/// in the guest, natively 25 % slower: the cursor then waits on a select), two samples per turn
+/// of the list loop (no difference).
 #[inline(always)]
 fn digit_run(b: &[u8], mut i: usize, significand: &mut u64, digits: &mut usize) -> usize {
     if i + 8 <= b.len() {
