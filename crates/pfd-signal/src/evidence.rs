@@ -48,16 +48,31 @@ pub struct Indicators {
 /// Indicators of `x` (mean removed); a flat signal reads 0 for crest factor and kurtosis.
 pub fn indicators(x: &[f32]) -> Indicators {
     let mean = crate::mean(x);
-    let (mut m2, mut m4, mut peak) = (0.0f64, 0.0f64, 0.0f64);
-    for &v in x {
+    // Eight interleaved partial sums, like `crate::sum` and for the same reason (one running
+    // sum waits on its previous addition every sample; in the guest each loop turn is also an
+    // epoch check). A select, not `f64::max`, for the peak: that one is NaN-aware, several
+    // instructions in wasm (samples are finite here: decoding refuses NaN and ±inf).
+    const LANES: usize = 8;
+    let (mut m2, mut m4, mut peak) = ([0.0f64; LANES], [0.0f64; LANES], [0.0f64; LANES]);
+    let mut chunks = x.chunks_exact(LANES);
+    for chunk in &mut chunks {
+        for j in 0..LANES {
+            let d = chunk[j] as f64 - mean;
+            let d2 = d * d;
+            m2[j] += d2;
+            m4[j] += d2 * d2;
+            peak[j] = if d.abs() > peak[j] { d.abs() } else { peak[j] };
+        }
+    }
+    for &v in chunks.remainder() {
         let d = v as f64 - mean;
         let d2 = d * d;
-        m2 += d2;
-        m4 += d2 * d2;
-        // A select, not `f64::max`: that one is NaN-aware, several instructions in wasm
-        // (samples are finite here: decoding refuses NaN and ±inf).
-        peak = if d.abs() > peak { d.abs() } else { peak };
+        m2[0] += d2;
+        m4[0] += d2 * d2;
+        peak[0] = if d.abs() > peak[0] { d.abs() } else { peak[0] };
     }
+    let (m2, m4): (f64, f64) = (m2.iter().sum(), m4.iter().sum());
+    let peak = peak.iter().fold(0.0f64, |p, &q| if q > p { q } else { p });
     let n = x.len().max(1) as f64;
     let (m2, m4) = (m2 / n, m4 / n);
     let rms = m2.sqrt();

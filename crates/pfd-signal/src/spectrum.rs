@@ -120,8 +120,7 @@ pub fn analyse(x: &[f32], rate: f64, nyquist_hz: f64) -> Spectra {
         for (b, &c) in buffer.iter_mut().zip(&analytic) {
             *b = magnitude(c);
         }
-        let env_mean =
-            buffer.iter().map(|&m| m as f64).sum::<f64>() as f32 * scale / segment as f32;
+        let env_mean = crate::sum(&buffer) as f32 * scale / segment as f32;
         for (b, &w) in buffer.iter_mut().zip(&window) {
             *b = (*b * scale - env_mean) * w;
         }
