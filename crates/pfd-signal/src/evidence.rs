@@ -55,21 +55,22 @@ pub fn indicators(x: &[f32]) -> Indicators {
     const LANES: usize = 8;
     let (mut m2, mut m4, mut peak) = ([0.0f64; LANES], [0.0f64; LANES], [0.0f64; LANES]);
     let mut chunks = x.chunks_exact(LANES);
+    // One sample's share of lane `j`'s sums.
+    #[inline(always)]
+    fn add(v: f32, mean: f64, m2: &mut f64, m4: &mut f64, peak: &mut f64) {
+        let d = v as f64 - mean;
+        let d2 = d * d;
+        *m2 += d2;
+        *m4 += d2 * d2;
+        *peak = if d.abs() > *peak { d.abs() } else { *peak };
+    }
     for chunk in &mut chunks {
         for j in 0..LANES {
-            let d = chunk[j] as f64 - mean;
-            let d2 = d * d;
-            m2[j] += d2;
-            m4[j] += d2 * d2;
-            peak[j] = if d.abs() > peak[j] { d.abs() } else { peak[j] };
+            add(chunk[j], mean, &mut m2[j], &mut m4[j], &mut peak[j]);
         }
     }
     for &v in chunks.remainder() {
-        let d = v as f64 - mean;
-        let d2 = d * d;
-        m2[0] += d2;
-        m4[0] += d2 * d2;
-        peak[0] = if d.abs() > peak[0] { d.abs() } else { peak[0] };
+        add(v, mean, &mut m2[0], &mut m4[0], &mut peak[0]);
     }
     let (m2, m4): (f64, f64) = (m2.iter().sum(), m4.iter().sum());
     let peak = peak.iter().fold(0.0f64, |p, &q| if q > p { q } else { p });
