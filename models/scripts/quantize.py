@@ -70,7 +70,9 @@ from onnxruntime.quantization.operators.qdq_base_operator import QDQOperatorBase
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import generator as gen  # noqa: E402
-from evaluation import cached_dataset, confusion, ort_predict, ort_session, per_class  # noqa: E402
+from evaluation import (  # noqa: E402
+    VALIDATION_CUTOFF_HZ, cached_dataset, confusion, ort_predict, ort_predict_band_limited, ort_session, per_class,
+)
 
 MODELS_DIR = HERE.parent
 FP32_DIR = MODELS_DIR / "bearing-lstm"
@@ -90,9 +92,10 @@ OP_TYPES = ["Conv", "Relu", "Gemm", "MatMul", "LSTM"]
 # weights and rounds at each QuantizeLinear. Both implement the same QDQ graph, but a value that
 # lands within float error of a rounding boundary can go to either neighbouring uint8 step, and
 # such a one-step flip moves the logits by ~1e-3. Measured (tract natively vs onnxruntime 1.32):
-# max |Δlogit| 9.5e-7 on the 11 reference vectors, 3.3e-3 on 220 generator records (seed 8008),
+# max |Δlogit| 9.5e-7 on the 11 reference vectors, 3.3e-3 on 220 generator records (seed 8008; the
+# previous model, before band-limit training),
 # against 1.5e-5 for the fp32 model. Hence atol 1e-2 (3x the worst flip seen) instead of the fp32
-# card's 1e-5; the fp32 model's logits differ from these by up to 0.83, so a backend running the
+# card's 1e-5; the fp32 model's logits differ from these by up to 0.22, so a backend running the
 # wrong model (or a broken dequantization) still fails.
 REF_RTOL = 1e-3
 REF_ATOL = 1e-2
@@ -322,6 +325,10 @@ def main(argv=None) -> int:
         print(f"  {c:2d} {gen.CLASS_NAMES[c]:26s} {pc[gen.CLASS_NAMES[c]]:.3f}  {cm[c].tolist()}")
     if acc_q < acc_f - 0.01:
         print("WARNING: the int8 model is more than 1 point less accurate than fp32", file=sys.stderr)
+    pf_band = ort_predict_band_limited(sess_f, Xte, VALIDATION_CUTOFF_HZ).argmax(1)
+    pq_band = ort_predict_band_limited(sess_q, Xte, VALIDATION_CUTOFF_HZ).argmax(1)
+    acc_f_band, acc_q_band = float(np.mean(pf_band == yte)), float(np.mean(pq_band == yte))
+    print(f"held-out low-passed at {VALIDATION_CUTOFF_HZ:.0f} Hz: fp32 {acc_f_band:.4f}, int8 {acc_q_band:.4f}")
 
     # 4. latency, batch 1, one thread, interleaved
     x1 = np.ascontiguousarray(Xte[:1])[:, None, :]
@@ -341,6 +348,7 @@ def main(argv=None) -> int:
         "input": fp32_card["input"],
         "output": fp32_card["output"],
         "sample_rate_hz": fp32_card["sample_rate_hz"],
+        **({"min_bandwidth_hz": fp32_card["min_bandwidth_hz"]} if "min_bandwidth_hz" in fp32_card else {}),
         "signal_length": fp32_card["signal_length"],
         "num_classes": fp32_card["num_classes"],
         "class_names": fp32_card["class_names"],
@@ -376,6 +384,8 @@ def main(argv=None) -> int:
             "ort_latency_ms_batch1_median_fp32_same_run": round(lat["fp32"]["p50"], 3),
             "ort_latency_ms_batch1": {k: {kk: round(vv, 4) for kk, vv in v.items()} for k, v in lat.items()},
             "ort_threads": 1,
+            "band_limited": {"cutoff_hz": VALIDATION_CUTOFF_HZ, "accuracy": acc_q_band, "accuracy_fp32": acc_f_band,
+                             "per_class_accuracy": per_class(pq_band, yte)},
         },
         "backends": {
             "onnxruntime-cpu": ("runs: int8 QLinearConv for conv 2-3 after ORT's QDQ fusion (verified: this script, "

@@ -66,6 +66,12 @@ pub struct ModelCard {
     /// `/diagnose` applies only its input checks.
     #[serde(default)]
     pub unknown: Option<pfd_signal::unknown::Calibration>,
+    /// The narrowest band, 0 to this many Hz, the model was trained and validated on (records
+    /// low-passed like a lower-rate recorder's); `/diagnose` warns about recordings that hold
+    /// less. Absent: [`sample_rate_hz`](Self::sample_rate_hz)` / 2`, a model trained on
+    /// full-band records only.
+    #[serde(default)]
+    pub min_bandwidth_hz: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -152,7 +158,15 @@ impl ModelCard {
             num_parameters: None,
             reference: None,
             unknown: None,
+            min_bandwidth_hz: None,
         }
+    }
+
+    /// The narrowest recording band the model is known to handle (see
+    /// [`min_bandwidth_hz`](Self::min_bandwidth_hz)).
+    pub fn min_bandwidth_hz(&self) -> f64 {
+        self.min_bandwidth_hz
+            .unwrap_or(f64::from(self.sample_rate_hz) / 2.0)
     }
 
     pub fn num_classes(&self) -> usize {
@@ -171,6 +185,14 @@ mod tests {
         assert_eq!(c.signal_length, DEFAULT_SIGNAL_LENGTH);
         assert_eq!(c.input.name, "input");
         assert_eq!(c.output.name, "logits");
+        assert_eq!(c.min_bandwidth_hz(), 10_240.0);
+    }
+
+    #[test]
+    fn a_card_can_state_the_narrowest_band_it_was_validated_on() {
+        let c = ModelCard::parse(br#"{"name":"m","class_names":["a"],"min_bandwidth_hz":6400}"#)
+            .unwrap();
+        assert_eq!(c.min_bandwidth_hz(), 6_400.0);
     }
 
     #[test]

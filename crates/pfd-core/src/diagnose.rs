@@ -285,10 +285,10 @@ fn run(app: &App, req: &Request) -> Result<Response, SignalError> {
     let evidence_ms = ms(t) + evidence_input_ms;
 
     let mut warnings = Vec::new();
-    if bandwidth_hz < rate as f64 / 2.0 {
+    let validated_hz = card.min_bandwidth_hz();
+    if bandwidth_hz < validated_hz {
         warnings.push(format!(
-            "the recording holds 0–{bandwidth_hz:.0} Hz, the model was trained on 0–{} Hz: conditions that show above {bandwidth_hz:.0} Hz (lubrication, cavitation) are harder to tell",
-            rate / 2
+            "the recording holds 0–{bandwidth_hz:.0} Hz, the model was validated on recordings holding at least 0–{validated_hz:.0} Hz: conditions that show above {bandwidth_hz:.0} Hz (lubrication, cavitation) are harder to tell"
         ));
     }
     let covered = starts.last().map_or(0, |s| s + length);
