@@ -9,9 +9,10 @@ record with an outer-race defect on a 6205 at 1770 rpm, `rpm` and `bearing` give
 stage runs) `--requests` times, one at a time after two warm-up requests, and reports the
 medians of:
 
-* the guest's own split, from the `Server-Timing` header: decode, resample, the model (all
-  windows in one batch: the floor this issue's target refers to), unknown-condition features,
-  evidence (spectra and lines); their total, and **total ÷ model**;
+* the guest's own split, from the `Server-Timing` header: decode, resample, the model (every
+  window, in engine calls of `PFD_BATCH_SIZE` windows: the floor this issue's target refers
+  to), unknown-condition features, evidence (spectra and lines); their total, and
+  **total ÷ model**;
 * the client's latency, and the **server CPU per request** (pfd-host's utime+stime from
   /proc/<pid>/stat over the measured requests ÷ requests).
 
@@ -137,7 +138,7 @@ def markdown(results: list[dict], args) -> str:
         f"`/diagnose` of a 48 kHz int16 WAV (generated Wear record, BPFO defect, rpm={RPM:.0f}, "
         f"bearing={BEARING}) through pfd-host; medians of {args.requests} sequential requests after 2 "
         "warm-ups. Stage times are the guest's (`Server-Timing`); the model column is every window "
-        "in one batch; ratio = total ÷ model (target ≤ 2 on the wasi-nn build).",
+        "(in engine calls of PFD_BATCH_SIZE); ratio = total ÷ model (target ≤ 2 on the wasi-nn build).",
         "",
         "| build | recording | windows | decode ms | resample ms | model ms | unknown ms | evidence ms "
         "| total ms | total ÷ model | client ms | server CPU ms/req | diagnosis |",

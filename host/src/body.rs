@@ -22,7 +22,10 @@
 //! one by one while the guest reads (glibc would serve 4 MiB `Vec`s from its heap again once its
 //! dynamic mmap threshold has risen, hence explicit mappings). Measured, one full 128-record
 //! batch (138 MB) on a fresh pfd-host, two runs each: peak RSS 422–427 MiB and 226–230 MiB 10 s
-//! later with chunks; 363–365 MiB (2.8x the body) and 166–168 MiB with one buffer.
+//! later with chunks; 363–365 MiB (2.8x the body) and 166–168 MiB with one buffer. With blocks,
+//! the RSS while the guest reads the body (RSS sampled every 10 ms, from ~89 MiB at rest) tops out
+//! at 221–227 MiB instead of 316–352 MiB; the request's peak comes later, while the model runs
+//! (the guest then holds the body and its floats), so it moved less (see the README).
 use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
