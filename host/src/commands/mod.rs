@@ -187,7 +187,7 @@ mod tests {
         assert_eq!(s.component, None);
         assert_eq!(s.max_body_bytes, 256 << 20);
         assert_eq!(s.request_timeout(), Duration::from_secs(30));
-        assert_eq!(s.max_concurrency, 128);
+        assert_eq!(s.max_concurrency, serve::default_max_concurrency());
         assert_eq!(s.max_instance_memory_bytes, 1 << 30);
         let reuse = s.slot_reuse();
         assert_eq!(reuse.memory_keep_resident, 8 << 20);
