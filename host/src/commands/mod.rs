@@ -190,7 +190,7 @@ mod tests {
         assert_eq!(s.max_concurrency, serve::default_max_concurrency());
         assert_eq!(s.max_instance_memory_bytes, 1 << 30);
         let reuse = s.slot_reuse();
-        assert_eq!(reuse.memory_keep_resident, 8 << 20);
+        assert_eq!(reuse.memory_keep_resident, 4 << 20);
         assert_eq!(reuse.table_keep_resident, 1 << 20);
         assert_eq!(reuse.pagemap_scan, None);
         assert_eq!(parse_size_or_zero("0"), Ok(0));

@@ -106,18 +106,29 @@ pub struct ServeArgs {
     #[arg(long, env = "PFD_MAX_INSTANCE_MEMORY_BYTES", default_value = "1GiB", value_parser = parse_size)]
     pub max_instance_memory_bytes: u64,
 
-    /// Linear memory each freed instance slot keeps resident, reset with `memset` (only the
-    /// pages the request dirtied, where the kernel has PAGEMAP_SCAN) instead of `madvise`.
-    /// Why: after an `madvise` reset the next request in the slot faults every page back in, and
-    /// each copy-on-write fault in a multi-threaded process costs a TLB-shootdown IPI to the
-    /// other cores — ~48 % of the server's CPU under load before this setting. Measured on 2
-    /// cores (scripts/load_bench.py, same run): `/predict` CPU per request 0.62–0.81x, OIP binary
-    /// 0.64–0.70x, `/health` 0.62–0.92x of the `madvise` reset. Why 8 MiB: 4, 8 and 16 MiB
-    /// measured alike for `/predict` (~5–8 MiB of guest memory dirtied), and the cost is RSS: every
-    /// slot that has served keeps up to this much, so the bound is this × the peak number of
-    /// concurrent instances (`--max-concurrency`). Pages beyond it (a `/predict/batch` grows a
-    /// memory to hundreds of MB) are still returned to the OS. 0: always `madvise`.
-    #[arg(long, env = "PFD_MEMORY_KEEP_RESIDENT", default_value = "8MiB", value_parser = parse_size_or_zero)]
+    /// Linear memory each freed instance slot keeps resident, reset in place (`memcpy` from the
+    /// image, `memset` beyond it) instead of `madvise`. Why: after an `madvise` reset the next
+    /// request in the slot faults every page back in, and each copy-on-write fault in a
+    /// multi-threaded process costs a TLB-shootdown IPI to the other cores — ~48 % of the
+    /// server's CPU under load before this setting. Measured on 2 cores (scripts/load_bench.py,
+    /// same run): `/predict` CPU per request 0.62–0.81x, OIP binary 0.64–0.70x, `/health`
+    /// 0.62–0.92x of the `madvise` reset.
+    ///
+    /// What a reset costs: PAGEMAP_SCAN (`--pagemap-scan`) finds the slot's private pages, but
+    /// without userfaultfd write-protection (wasmtime does not register it) it cannot tell the
+    /// pages this request wrote from those an earlier one did, so every reset copies every page
+    /// the slot has ever written, up to this bound — paid by each later request in the slot,
+    /// even `/health`. Why 4 MiB: a 1 MB `/predict` writes ~2 MiB of guest memory (520 page
+    /// faults per request with `madvise`). Measured interleaved after a `/predict` load, 1/2/4/8
+    /// MiB: `/predict` CPU per request at conc 4 7.13–7.27 / 6.24–6.48 / 6.08–6.22 / 6.27–6.48
+    /// ms, `/health` at conc 1 0.48–0.52 / 0.58–0.62 / 0.60–0.62 / 0.62–0.72 ms — 1 MiB
+    /// re-faults `/predict`'s pages; 2–8 MiB are alike within run-to-run noise (a second A/B,
+    /// 4 against 8 MiB: `/predict` 5.99–6.31 against 5.93–6.27 ms, `/health` 0.641–0.646
+    /// against 0.644–0.645). So the choice is the RSS bound (this × the peak number of
+    /// concurrent instances, `--max-concurrency`): 4 MiB is twice `/predict`'s working set,
+    /// half the previous 8. Pages beyond it (a `/predict/batch` grows a memory to hundreds of MB)
+    /// are returned to the OS. 0: always `madvise`.
+    #[arg(long, env = "PFD_MEMORY_KEEP_RESIDENT", default_value = "4MiB", value_parser = parse_size_or_zero)]
     pub memory_keep_resident: u64,
 
     /// Table memory each freed slot keeps resident (reset with `memset`, like linear memory).
@@ -126,9 +137,10 @@ pub struct ServeArgs {
     #[arg(long, env = "PFD_TABLE_KEEP_RESIDENT", default_value = "1MiB", value_parser = parse_size_or_zero)]
     pub table_keep_resident: u64,
 
-    /// Use Linux's PAGEMAP_SCAN ioctl (kernel ≥ 6.7) to reset only the pages a request dirtied
+    /// Use Linux's PAGEMAP_SCAN ioctl (kernel ≥ 6.7) to reset only the slot's written pages
     /// (`auto`: when the kernel has it). Why: without it, a kept-resident slot is reset by
-    /// `memset` of its whole kept range, touched or not.
+    /// copying its whole kept range, touched or not. "Written" means by any request the slot
+    /// has served, not only the last one (see `--memory-keep-resident`).
     #[arg(long, env = "PFD_PAGEMAP_SCAN", value_enum, default_value_t = Tristate::Auto)]
     pub pagemap_scan: Tristate,
 
