@@ -208,8 +208,9 @@ def main() -> int:
     quarters = [max(rss[i * q:(i + 1) * q] or [rss[-1]]) for i in range(4)]
     # Growth allowed between the second and the last quarter. Why any: every instance slot keeps
     # up to --memory-keep-resident (4 MiB) of the pages it touched, so RSS climbs until each of
-    # the 128 slots has served its largest request, then stays (bounded, not a leak: measured
-    # 706, 808, 876, 888 MiB over the quarters of a 10 000-request run). A leak keeps growing.
+    # the slots (--max-concurrency) has served its largest request, then stays (bounded, not a
+    # leak: measured 706, 808, 876, 888 MiB over the quarters of a 10 000-request run with 128
+    # slots of 8 MiB). A leak keeps growing.
     growth_limit = quarters[1] * 1.10 + 32 * 1024
     grew = quarters[3] > growth_limit
     answered = sum(len(v) for v in tally.latency.values())

@@ -91,7 +91,7 @@ pub struct ServeArgs {
     /// Most requests served at once (= live component instances = pooling-allocator slots). More
     /// requests wait for a slot, up to the queue timeout. Default: 4 per CPU this process may use
     /// (its cgroup's CPU limit in a container).
-    #[arg(long, env = "PFD_MAX_CONCURRENCY", default_value_t = default_max_concurrency(), value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    #[arg(long, env = "PFD_MAX_CONCURRENCY", default_value_t = default_max_concurrency(), value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_CONCURRENCY)))]
     pub max_concurrency: u32,
 
     /// How long a request may wait for a free slot before it gets 503 (with `Retry-After`).
@@ -203,6 +203,9 @@ pub struct ServeArgs {
     pub nn: NnArgs,
 }
 
+/// `--max-concurrency`'s upper bound, which also caps its default.
+pub const MAX_CONCURRENCY: u32 = 10_000;
+
 /// `--max-concurrency`'s default: 4 instance slots per CPU.
 ///
 /// Why not more: bodies are received before a request takes a slot (`body.rs`), so a slot is
@@ -219,7 +222,7 @@ pub fn default_max_concurrency() -> u32 {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     u32::try_from(cpus.saturating_mul(4))
         .unwrap_or(u32::MAX)
-        .clamp(4, 10_000)
+        .clamp(4, MAX_CONCURRENCY)
 }
 
 impl ServeArgs {
