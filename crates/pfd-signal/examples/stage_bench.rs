@@ -95,27 +95,30 @@ fn main() {
         ),
     ];
     // The FFTs inside those stages, alone: what no change outside rustfft makes cheaper.
+    let (w, seg) = (unknown::MAX_FEATURE_WINDOWS, spectrum::MAX_SEGMENTS);
     let extra = [
         (
-            "features: 8 rfft 102400",
-            time(runs, || real_ffts(LENGTH, 8)),
+            format!("features: {w} rfft {LENGTH}"),
+            time(runs, || real_ffts(LENGTH, w)),
         ),
         (
-            "spectra: 24 rfft 65536",
-            time(runs, || real_ffts(65_536, 24)),
+            format!("spectra: {seg} rfft 65536"),
+            time(runs, || real_ffts(65_536, seg)),
         ),
         (
-            "spectra: 24 cfft 65536",
+            format!("spectra: {seg} cfft + rfft 32768"),
             time(runs, || {
-                let fft = rustfft::FftPlanner::<f32>::new().plan_fft_inverse(65536);
-                let mut i = vec![realfft::num_complex::Complex::new(0.0f32, 0.0); 65536];
-                for _ in 0..24 {
+                let fft = rustfft::FftPlanner::<f32>::new().plan_fft_inverse(32_768);
+                let mut i = vec![realfft::num_complex::Complex::new(0.0f32, 0.0); 32_768];
+                for _ in 0..seg {
                     fft.process(&mut i);
                 }
+                real_ffts(32_768, seg)
             }),
         ),
     ];
-    for (name, ms) in rows.into_iter().chain(extra) {
+    let rows = rows.into_iter().map(|(n, ms)| (n.to_string(), ms));
+    for (name, ms) in rows.chain(extra) {
         println!("{name:>26} {ms:8.2}");
     }
 }

@@ -279,7 +279,25 @@ fn wav_fast_path(
         let scale = 1.0 / 32_768.0f32;
         let sample = |b: &[u8]| f32::from(i16::from_le_bytes([b[0], b[1]])) * scale;
         if channels == 1 {
-            data.chunks_exact(2).map(sample).collect()
+            // Eight samples per turn into a sized vector: this vectorises (simd128 widening
+            // loads and converts); a `collect` of the mapped chunks stayed one sample per turn
+            // (3.9 % of a 60 s request's CPU in a profile of pfd-host).
+            let mut out = vec![0.0f32; values];
+            let mut bytes = data.chunks_exact(16);
+            let mut blocks = out.chunks_exact_mut(8);
+            for (o, b) in (&mut blocks).zip(&mut bytes) {
+                for j in 0..8 {
+                    o[j] = f32::from(i16::from_le_bytes([b[2 * j], b[2 * j + 1]])) * scale;
+                }
+            }
+            for (o, b) in blocks
+                .into_remainder()
+                .iter_mut()
+                .zip(bytes.remainder().chunks_exact(2))
+            {
+                *o = sample(b);
+            }
+            out
         } else {
             frames.map(|f| sample(&f[at..at + 2])).collect()
         }
@@ -766,6 +784,25 @@ mod tests {
             let reader = hound::WavReader::new(Cursor::new(cut)).unwrap();
             assert!(wav_fast_path(reader, cut, 0, 3).is_none());
         }
+        // Mono has its own loop (eight samples a turn): every i16 value, and a length that
+        // leaves a remainder.
+        let mono: Vec<Vec<f32>> = frames
+            .iter()
+            .map(|f| vec![f[0]])
+            .chain(std::iter::repeat_n(vec![0.25], 5))
+            .collect();
+        let body = wav_bytes(spec(16, hound::SampleFormat::Int, 1), &mono);
+        let got = decode(Format::Wav, &body, &opts()).unwrap().samples;
+        let want: Vec<f32> = hound::WavReader::new(Cursor::new(&body[..]))
+            .unwrap()
+            .into_samples::<i32>()
+            .map(|s| (s.unwrap() as f64 / 32_768.0) as f32)
+            .collect();
+        assert_eq!(got.len(), 65_541);
+        assert!(got
+            .iter()
+            .zip(&want)
+            .all(|(a, b)| a.to_bits() == b.to_bits()));
     }
 
     #[test]
