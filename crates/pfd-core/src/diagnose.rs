@@ -62,7 +62,7 @@ pub const PARAMETERS: &[(&str, &str)] = &[
     ("hop_s", "window hop in seconds (default half a window)"),
     (
         "spectrum_max_hz",
-        "return the envelope spectrum from 0 Hz to this frequency (at most 1024 points; it reaches at least 2.5 kHz)",
+        "return the envelope spectrum from 0 Hz to this frequency (at most 1024 points)",
     ),
     (
         "model",
@@ -165,12 +165,6 @@ fn ms(t: Instant) -> f64 {
 
 fn error(e: SignalError) -> Response {
     http_error(e.status(), &e.to_string())
-}
-
-/// Makes the FFT plans and windows `/diagnose` uses for `card`'s model ahead of its first
-/// request ([`pfd_signal::plans`]): the component calls it while it is pre-initialised.
-pub fn prepare(card: &crate::card::ModelCard) {
-    pfd_signal::plans::prepare(card.sample_rate_hz, card.signal_length);
 }
 
 /// The handler of `GET /bearings`: the bearing table `/diagnose` knows (`bearing=`), each with

@@ -21,7 +21,6 @@
 pub mod bearings;
 pub mod evidence;
 pub mod formats;
-pub mod plans;
 pub mod resample;
 pub mod spectrum;
 pub mod unknown;

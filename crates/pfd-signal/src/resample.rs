@@ -34,7 +34,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use realfft::num_complex::Complex;
-use realfft::{ComplexToReal, RealToComplex};
+use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
 
 use crate::{invalid, SignalError};
 
@@ -55,8 +55,8 @@ pub const STOP_BAND_DB: f64 = 90.0;
 /// runs with its SIMD butterflies (a factor 11 in a length cost rubato 66 → 36 ms before).
 const MIN_BLOCK: usize = 8192;
 
-/// A resampler from `rate_in` to `rate_out` whole Hz, planned once ([`crate::plans`] keeps it).
-pub(crate) struct Plan {
+/// A resampler from `rate_in` to `rate_out` whole Hz, planned once.
+struct Plan {
     /// Samples in per block (out per block: the inverse FFT's length).
     n_in: usize,
     /// Input samples the blocks advance by, and the output samples each block gives.
@@ -123,7 +123,7 @@ fn kaiser_low_pass(rate_in: f64, pass_hz: f64, stop_hz: f64) -> Vec<f64> {
 }
 
 impl Plan {
-    pub(crate) fn new(fs_in: usize, fs_out: usize) -> Plan {
+    fn new(fs_in: usize, fs_out: usize) -> Plan {
         let g = gcd(fs_in, fs_out);
         let (m, l) = (fs_in / g, fs_out / g);
         let nyquist = fs_in.min(fs_out) as f64 / 2.0;
@@ -144,8 +144,9 @@ impl Plan {
         let usable_in = n_in - half - lead - 1;
         let advance_out = (usable_in * l / m) / l * l;
         let advance_in = advance_out / l * m;
-        let forward = crate::plans::real_forward(n_in);
-        let inverse = crate::plans::real_inverse(n_out);
+        let mut planner = RealFftPlanner::<f32>::new();
+        let forward = planner.plan_fft_forward(n_in);
+        let inverse = planner.plan_fft_inverse(n_out);
         // The zero-phase filter laid out circularly, and its spectrum over the kept bins.
         let mut layout = vec![0.0f32; n_in];
         layout[0] = taps[0] as f32;
@@ -233,9 +234,7 @@ pub fn resample(
         return Ok(Cow::Borrowed(samples));
     }
     let wanted = (samples.len() as f64 * fs_out as f64 / fs_in as f64).round() as usize;
-    Ok(Cow::Owned(
-        crate::plans::resampler(fs_in, fs_out).run(samples, wanted),
-    ))
+    Ok(Cow::Owned(Plan::new(fs_in, fs_out).run(samples, wanted)))
 }
 
 /// [`resample`] of an owned recording: the recording itself when the rates match, otherwise

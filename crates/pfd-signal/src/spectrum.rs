@@ -21,8 +21,11 @@
 //! within a few hundredths of a bin), and its **prominence**: the peak over the median of the
 //! bins from 0.8x to 1.2x of the frequency, outside the search band, in dB.
 
+use std::sync::Arc;
+
 use realfft::num_complex::Complex;
-use realfft::RealToComplex;
+use realfft::{RealFftPlanner, RealToComplex};
+use rustfft::{Fft, FftPlanner};
 
 /// Samples per Welch segment. Why 65536: at 20.48 kHz that is 3.2 s and 0.3125 Hz per bin —
 /// a BPFO near 50 Hz is then located to well under 1 %, and a 5 s record still gives two
@@ -63,17 +66,26 @@ pub fn analyse(x: &[f32], rate: f64, nyquist_hz: f64) -> Spectra {
             .map(|i| i * (count - 1) / (MAX_SEGMENTS - 1) * hop)
             .collect()
     };
-    let forward = crate::plans::real_forward(segment);
-    let window = crate::plans::hann(segment);
+    let mut planner = RealFftPlanner::<f32>::new();
+    let forward = planner.plan_fft_forward(segment);
+    let window = hann(segment);
     let gain = 2.0 / window.iter().map(|&w| w as f64).sum::<f64>();
     let resolution_hz = rate / segment as f64;
+    let band = (
+        ENVELOPE_BAND_HZ.0,
+        (ENVELOPE_BAND_HZ.1 * nyquist_hz.min(rate / 2.0)).max(ENVELOPE_BAND_HZ.0),
+    );
     let bins = segment / 2 + 1;
-    let (band, band_bins, band_count) = envelope_band(segment, rate, nyquist_hz);
+    let band_bins = (
+        (band.0 / resolution_hz).ceil() as usize,
+        ((band.1 / resolution_hz).floor() as usize).min(bins - 1),
+    );
+    let band_count = (band_bins.1 + 1).saturating_sub(band_bins.0);
     let envelope_plan = EnvelopePlan::new(segment, band_count, resolution_hz);
     let m = envelope_plan.points;
-    let inverse = crate::plans::complex_inverse(m);
-    let envelope_forward = crate::plans::real_forward(m);
-    let envelope_window = crate::plans::hann(m);
+    let inverse: Arc<dyn Fft<f32>> = FftPlanner::new().plan_fft_inverse(m);
+    let envelope_forward = planner.plan_fft_forward(m);
+    let envelope_window = hann(m);
     let envelope_gain = 2.0 / envelope_window.iter().map(|&w| w as f64).sum::<f64>();
     let mut amplitude = vec![0.0f64; bins];
     let mut envelope = vec![0.0f64; m / 2 + 1];
@@ -123,7 +135,7 @@ pub fn analyse(x: &[f32], rate: f64, nyquist_hz: f64) -> Spectra {
             *b = magnitude(c);
         }
         let env_mean = crate::sum(envelope_samples) as f32 * scale / m as f32;
-        for (b, &w) in envelope_samples.iter_mut().zip(envelope_window.iter()) {
+        for (b, &w) in envelope_samples.iter_mut().zip(&envelope_window) {
             *b = (*b * scale - env_mean) * w;
         }
         add_magnitudes(
@@ -147,33 +159,6 @@ pub fn analyse(x: &[f32], rate: f64, nyquist_hz: f64) -> Spectra {
         envelope_band_hz: band,
         segments: picked.len(),
     }
-}
-
-/// The envelope band of a segment of `segment` samples at `rate` Hz from a recording holding
-/// up to `nyquist_hz`: the band in Hz, its first and last bin, and its bin count.
-fn envelope_band(
-    segment: usize,
-    rate: f64,
-    nyquist_hz: f64,
-) -> ((f64, f64), (usize, usize), usize) {
-    let resolution_hz = rate / segment as f64;
-    let band = (
-        ENVELOPE_BAND_HZ.0,
-        (ENVELOPE_BAND_HZ.1 * nyquist_hz.min(rate / 2.0)).max(ENVELOPE_BAND_HZ.0),
-    );
-    let band_bins = (
-        (band.0 / resolution_hz).ceil() as usize,
-        ((band.1 / resolution_hz).floor() as usize).min(segment / 2),
-    );
-    let band_count = (band_bins.1 + 1).saturating_sub(band_bins.0);
-    (band, band_bins, band_count)
-}
-
-/// The points of the envelope's FFTs for segments of `segment` samples at `rate` Hz of a
-/// recording holding up to `nyquist_hz` (what [`crate::plans::prepare`] plans ahead).
-pub(crate) fn envelope_points(segment: usize, rate: f64, nyquist_hz: f64) -> usize {
-    let (_, _, band_count) = envelope_band(segment, rate, nyquist_hz);
-    EnvelopePlan::new(segment, band_count, rate / segment as f64).points
 }
 
 /// The envelope spectrum is returned up to at least this frequency, Hz (see [`EnvelopePlan`]).
@@ -365,8 +350,6 @@ pub fn excerpt(spectrum: &[f32], resolution_hz: f64, max_hz: f64) -> Excerpt {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use realfft::RealFftPlanner;
-    use rustfft::FftPlanner;
 
     #[test]
     fn hann_matches_the_direct_cosine() {

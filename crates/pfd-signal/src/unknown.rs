@@ -31,6 +31,7 @@
 //! The absolute level is deliberately not a feature: the model normalises every window by its
 //! RMS, and recorders report in g, m/s², volts or full scale alike.
 
+use realfft::RealFftPlanner;
 use serde::{Deserialize, Serialize};
 
 use crate::evidence::indicators;
@@ -113,20 +114,20 @@ pub fn features(windows: &[&[f32]], logits: &[Vec<f32>], rate: f64) -> Features 
             .collect()
     };
     let length = windows[0].len();
-    let fft = crate::plans::real_forward(length);
+    let fft = RealFftPlanner::<f32>::new().plan_fft_forward(length);
     let mut input = fft.make_input_vec();
     let mut output = fft.make_output_vec();
     let resolution = rate / length as f64;
     let lo = ((FEATURE_BAND_HZ.0 / resolution).ceil() as usize).max(1);
     let hi =
         ((FEATURE_BAND_HZ.1.min(rate * 0.45) / resolution).floor() as usize).min(output.len() - 1);
-    let window = crate::plans::hann(length);
+    let window = crate::spectrum::hann(length);
     let mut sums = [0.0f64; 5];
     for &w in &picked {
         let x = windows[w];
         let ind = indicators(x);
         let mean = crate::mean(x) as f32;
-        for ((v, &s), &h) in input.iter_mut().zip(x).zip(window.iter()) {
+        for ((v, &s), &h) in input.iter_mut().zip(x).zip(&window) {
             *v = (s - mean) * h;
         }
         fft.process(&mut input, &mut output)
