@@ -18,6 +18,11 @@ medians of:
 
 Requests go one at a time, so a Python client is not the bottleneck: each takes tens to
 hundreds of milliseconds of server time. Writes `<out>/diagnose[-<label>].md` and `.json`.
+
+`--baseline DIR` measures the component builds in DIR beside those of `--components`, in the
+same run and interleaved: both hosts are up at once and take requests in turn (baseline, then
+this), so the drift of a shared machine falls on both alike — separate runs of the same build
+minutes apart differed by up to 30 % here. Each host's CPU is its own process's.
 """
 from __future__ import annotations
 
@@ -72,25 +77,33 @@ def post(addr: str, body: bytes) -> tuple[float, dict[str, float], dict]:
     return latency, timing, json.loads(payload)
 
 
-def measure(addr: str, pid: int, body: bytes, requests: int) -> dict:
-    for _ in range(2):
-        post(addr, body)
-    rows = []
-    t0 = cpu_ticks(pid)
+def measure(targets: list[tuple[str, int]], body: bytes, requests: int) -> list[dict]:
+    """`requests` requests to each of `targets` (address, pid), in turn; a summary for each."""
+    for addr, _ in targets:
+        for _ in range(2):
+            post(addr, body)
+    rows: list[list] = [[] for _ in targets]
+    t0 = [cpu_ticks(pid) for _, pid in targets]
     for _ in range(requests):
-        latency, timing, answer = post(addr, body)
-        rows.append((latency, timing, answer["timing_ms"]["total"]))
-    t1 = cpu_ticks(pid)
+        for k, (addr, _) in enumerate(targets):
+            latency, timing, answer = post(addr, body)
+            rows[k].append((latency, timing, answer))
+    t1 = [cpu_ticks(pid) for _, pid in targets]
+    return [summary(r, (b - a) * 1000 / TICKS / requests) for r, a, b in zip(rows, t0, t1)]
+
+
+def summary(rows: list, cpu_ms_per_request: float) -> dict:
     med = lambda values: statistics.median(values)  # noqa: E731
+    answer = rows[-1][2]
     split = {s: med([t[s] for _, t, _ in rows]) for s in STAGES}
-    total = med([tot for _, _, tot in rows])
+    total = med([a["timing_ms"]["total"] for _, _, a in rows])
     return {
         "windows": len(answer["windows"]), "duration_s": answer["input"]["duration_s"],
         "device": answer["model"]["device"], "diagnosis": answer["diagnosis"]["class_name"],
         "bpfo_present": "BPFO" in (answer["evidence"]["bearing"] or {}).get("present", []),
         "split_ms": split, "total_ms": total, "total_over_model": total / split["infer"],
         "latency_ms": med([lat for lat, _, _ in rows]),
-        "cpu_ms_per_request": (t1 - t0) * 1000 / TICKS / requests, "requests": requests,
+        "cpu_ms_per_request": cpu_ms_per_request, "requests": len(rows),
     }
 
 
@@ -102,6 +115,8 @@ def main() -> None:
     ap.add_argument("--components", default=str(ROOT / "build"),
                     help="folder of the component builds (default: build/, what xtask writes)")
     ap.add_argument("--label", default="", help="a name for this run in the table (e.g. a commit)")
+    ap.add_argument("--baseline", default="", help="folder of baseline component builds, measured interleaved")
+    ap.add_argument("--baseline-label", default="baseline")
     ap.add_argument("--out", default="bench")
     ap.add_argument("--host-bin", default=os.environ.get("PFD_HOST_BIN")
                     or str(Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "release/pfd-host"))
@@ -110,23 +125,31 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     recordings = {int(s): recording(int(s)) for s in args.seconds.split(",")}
     results = []
+    runs = [(args.baseline_label, args.baseline)] if args.baseline else []
+    runs.append((args.label, args.components))
     for name, component, flags in BUILDS:
         if args.builds and name not in args.builds.split(","):
             continue
-        flags = ["--component", str(Path(args.components) / component), *flags]
-        proc, addr = start(args.host_bin, flags, out / f"server-diagnose-{name}.log")
+        procs = []
         try:
+            for label, folder in runs:
+                proc, addr = start(args.host_bin, ["--component", str(Path(folder) / component), *flags],
+                                   out / f"server-diagnose-{name}{'-' + label if label else ''}.log")
+                procs.append((label, proc, addr))
             for seconds, body in recordings.items():
-                r = measure(addr, proc.pid, body, args.requests)
-                r.update(build=name, seconds=seconds, body_bytes=len(body), label=args.label)
-                results.append(r)
-                s = r["split_ms"]
-                print(f"{name:8} {seconds:3} s  total {r['total_ms']:7.1f} ms = " +
-                      " + ".join(f"{k} {s[k]:.1f}" for k in STAGES) +
-                      f"  ({r['total_over_model']:.1f}x the model)  cpu {r['cpu_ms_per_request']:.1f} ms/req", flush=True)
+                measured = measure([(addr, proc.pid) for _, proc, addr in procs], body, args.requests)
+                for (label, _, _), r in zip(procs, measured):
+                    r.update(build=name, seconds=seconds, body_bytes=len(body), label=label)
+                    results.append(r)
+                    s = r["split_ms"]
+                    print(f"{label:>10} {name:8} {seconds:3} s  total {r['total_ms']:7.1f} ms = " +
+                          " + ".join(f"{k} {s[k]:.1f}" for k in STAGES) +
+                          f"  ({r['total_over_model']:.1f}x the model)  cpu {r['cpu_ms_per_request']:.1f} ms/req",
+                          flush=True)
         finally:
-            proc.terminate()
-            proc.wait(timeout=60)
+            for _, proc, _ in procs:
+                proc.terminate()
+                proc.wait(timeout=60)
     stem = f"diagnose-{args.label}" if args.label else "diagnose"
     (out / f"{stem}.json").write_text(json.dumps(results, indent=2))
     (out / f"{stem}.md").write_text(markdown(results, args))
@@ -137,7 +160,8 @@ def markdown(results: list[dict], args) -> str:
     lines = [
         f"`/diagnose` of a 48 kHz int16 WAV (generated Wear record, BPFO defect, rpm={RPM:.0f}, "
         f"bearing={BEARING}) through pfd-host; medians of {args.requests} sequential requests after 2 "
-        "warm-ups. Stage times are the guest's (`Server-Timing`); the model column is every window "
+        "warm-ups" + (f", {args.baseline_label} and {args.label} interleaved (both hosts up, requests in turn)"
+                      if args.baseline else "") + ". Stage times are the guest's (`Server-Timing`); the model column is every window "
         "(in engine calls of PFD_BATCH_SIZE); ratio = total ÷ model (target ≤ 2 on the wasi-nn build).",
         "",
         "| build | recording | windows | decode ms | resample ms | model ms | unknown ms | evidence ms "
@@ -147,7 +171,7 @@ def markdown(results: list[dict], args) -> str:
     for r in results:
         s = r["split_ms"]
         lines.append(
-            f"| {r['build']} ({r['device']}) | {r['seconds']} s, {r['body_bytes'] / 1e6:.1f} MB | {r['windows']} "
+            f"| {r['label'] + ' ' if r['label'] else ''}{r['build']} ({r['device']}) | {r['seconds']} s, {r['body_bytes'] / 1e6:.1f} MB | {r['windows']} "
             f"| {s['decode']:.1f} | {s['resample']:.1f} | {s['infer']:.1f} | {s['unknown']:.1f} "
             f"| {s['evidence']:.1f} | {r['total_ms']:.1f} | **{r['total_over_model']:.1f}** "
             f"| {r['latency_ms']:.1f} | {r['cpu_ms_per_request']:.1f} "

@@ -7,7 +7,8 @@
 //! module: every instance then *starts* with the default model's plan built and warmed up.
 //!
 //! What the snapshot may and may not hold:
-//! - the model store and its plan: yes — that is the point;
+//! - the model store and its plan: yes — that is the point; `/diagnose`'s FFT plans, windows
+//!   and resamplers for it too (`pfd_signal::plans`, only read after the snapshot);
 //! - configuration: no — it is read per instance from the runtime environment, and the
 //!   environment cache wasi-libc filled while we read `PFD_MODEL_DIR`/`PFD_MODEL` is dropped
 //!   (`__wasilibc_deinitialize_environ`) so runtime variables (API keys…) are seen;
@@ -35,6 +36,9 @@ pub extern "C" fn preinitialize() {
             // Warm-up runs tract's lazy one-time work (kernel selection, scratch buffers), so
             // readiness in a fresh instance costs nothing either.
             let _ = model.warm_up();
+            // `/diagnose`'s FFT plans and windows for this model: twiddle factors are software
+            // sin/cos in the guest, and each instance would otherwise compute them again.
+            pfd_core::diagnose::prepare(&model.card);
         }
     }
     // SAFETY: called once, single-threaded, before any runtime code reads the environment.

@@ -62,7 +62,7 @@ pub const PARAMETERS: &[(&str, &str)] = &[
     ("hop_s", "window hop in seconds (default half a window)"),
     (
         "spectrum_max_hz",
-        "return the envelope spectrum from 0 Hz to this frequency (at most 1024 points)",
+        "return the envelope spectrum from 0 Hz to this frequency (at most 1024 points; it reaches at least 2.5 kHz)",
     ),
     (
         "model",
@@ -167,6 +167,12 @@ fn error(e: SignalError) -> Response {
     http_error(e.status(), &e.to_string())
 }
 
+/// Makes the FFT plans, windows and resamplers `/diagnose` uses for `card`'s model ahead of its
+/// first request ([`pfd_signal::prepare`]): the component calls it while it is pre-initialised.
+pub fn prepare(card: &crate::card::ModelCard) {
+    pfd_signal::prepare::for_model(card.sample_rate_hz, card.signal_length);
+}
+
 /// The handler of `GET /bearings`: the bearing table `/diagnose` knows (`bearing=`), each with
 /// its geometry and its defect frequencies as orders of the shaft speed.
 pub fn bearings(_: &App, _: &Request) -> Response {
@@ -206,7 +212,7 @@ fn run(app: &App, req: &Request) -> Result<Response, SignalError> {
     let card = &model.card;
 
     let t = Instant::now();
-    let mut recording = formats::decode(format, req.body, &query.decode)?;
+    let recording = formats::decode(format, req.body, &query.decode)?;
     let sample_count = recording.samples.len();
     let duration_s = sample_count as f64 / recording.sample_rate;
     let max_s = app.config.max_record_seconds as f64;
@@ -218,20 +224,20 @@ fn run(app: &App, req: &Request) -> Result<Response, SignalError> {
     let decode_ms = ms(t);
 
     // What needs the recording as it came is measured first, so resampling can consume it:
-    // the memory of the samples then holds the model's batch. Why it matters: each request is
-    // a fresh instance, and memory it never touched before costs page faults (a 60 s, 48 kHz
-    // recording is 11 MB of f32).
+    // an f32 recording's memory then holds the model's batch, and 16-bit PCM is never
+    // converted as a whole (`Samples::Pcm16`: the survey and the resampler read the body in
+    // blocks). Why it matters: each request is a fresh instance, and memory it never touched
+    // before costs page faults (a 60 s, 48 kHz recording is 11.5 MB of f32). One survey (two
+    // passes) serves the evidence's indicators and the unknown flag's input checks; its time
+    // is counted in the evidence's.
     let t = Instant::now();
-    let input_checks = unknown::input_checks(&recording.samples);
-    let unknown_input_ms = ms(t);
-    let t = Instant::now();
-    let recording_indicators = evidence::indicators(&recording.samples);
+    let survey = evidence::survey(&recording.samples);
+    let input_checks = unknown::checks(&survey);
     let evidence_input_ms = ms(t);
 
     let t = Instant::now();
     let rate = card.sample_rate_hz;
-    let samples = std::mem::take(&mut recording.samples);
-    let signal = resample::resample_vec(samples, recording.sample_rate, rate)?;
+    let signal = resample::resample(recording.samples, recording.sample_rate, rate)?;
     let resample_ms = ms(t);
     let length = card.signal_length;
     if signal.len() < length {
@@ -272,13 +278,12 @@ fn run(app: &App, req: &Request) -> Result<Response, SignalError> {
         class_name,
         input_checks,
     );
-    let unknown_ms = ms(t) + unknown_input_ms;
+    let unknown_ms = ms(t);
 
     let t = Instant::now();
     let bandwidth_hz = (recording.sample_rate / 2.0).min(rate as f64 / 2.0);
     let spectra = spectrum::analyse(&signal, rate as f64, bandwidth_hz);
-    let mut evidence =
-        evidence::evidence(recording_indicators, &spectra, query.rpm, bearing.as_ref());
+    let mut evidence = evidence::evidence(survey.indicators, &spectra, query.rpm, bearing.as_ref());
     evidence.envelope_spectrum = query
         .spectrum_max_hz
         .map(|hz| spectrum::excerpt(&spectra.envelope, spectra.resolution_hz, hz));

@@ -9,7 +9,8 @@
 //! The recording is noise plus shaft harmonics and a ringing impulse train (a stand-in for a
 //! Wear record: the stages' cost does not depend on what is in it).
 
-use pfd_signal::{evidence, resample, spectrum, unknown};
+use pfd_signal::samples::Samples;
+use pfd_signal::{evidence, plans, prepare, resample, spectrum, unknown};
 use std::time::Instant;
 
 const RATE_IN: u32 = 48_000;
@@ -35,9 +36,9 @@ fn recording(seconds: usize) -> Vec<f32> {
         .collect()
 }
 
-/// `count` forward real FFTs of `n` points (planning included, as in the stages).
+/// `count` forward real FFTs of `n` points (planned ahead, as in the stages).
 fn real_ffts(n: usize, count: usize) {
-    let fft = realfft::RealFftPlanner::<f32>::new().plan_fft_forward(n);
+    let fft = plans::real_forward(n);
     let mut input = fft.make_input_vec();
     let mut output = fft.make_output_vec();
     for _ in 0..count {
@@ -58,10 +59,11 @@ fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(5);
+    // What the component does while it is pre-initialised: the stages below then find their
+    // plans made, as in a request.
+    let prepared_ms = time(1, || prepare::for_model(RATE, LENGTH));
     let samples = recording(60);
-    let signal = resample::resample(&samples, RATE_IN as f64, RATE)
-        .unwrap()
-        .into_owned();
+    let signal = resample::resample(samples[..].into(), RATE_IN as f64, RATE).unwrap();
     let starts: Vec<usize> = (0..=(signal.len() - LENGTH) / (LENGTH / 2))
         .map(|i| i * LENGTH / 2)
         .collect();
@@ -73,16 +75,33 @@ fn main() {
         signal.len(),
         windows.len()
     );
-    let rows: [(&str, f64); 5] = [
+    // The same recording as a 16-bit WAV's data chunk: what `/diagnose` reads from a body.
+    let pcm: Vec<u8> = samples
+        .iter()
+        .flat_map(|&v| ((v * 32_768.0).round().clamp(-32_768.0, 32_767.0) as i16).to_le_bytes())
+        .collect();
+    let rows: [(&str, f64); 7] = [
+        ("prepare (once)", prepared_ms),
         (
             "resample",
-            time(runs, || resample::resample(&samples, RATE_IN as f64, RATE)),
+            time(runs, || {
+                resample::resample(samples[..].into(), RATE_IN as f64, RATE)
+            }),
         ),
         (
-            "input_checks",
-            time(runs, || unknown::input_checks(&samples)),
+            "survey",
+            time(runs, || evidence::survey(&samples[..].into())),
         ),
-        ("indicators", time(runs, || evidence::indicators(&samples))),
+        (
+            "survey (pcm16)",
+            time(runs, || evidence::survey(&Samples::mono_pcm16(&pcm))),
+        ),
+        (
+            "resample (pcm16)",
+            time(runs, || {
+                resample::resample(Samples::mono_pcm16(&pcm), RATE_IN as f64, RATE)
+            }),
+        ),
         (
             "unknown features",
             time(runs, || unknown::features(&windows, &logits, RATE as f64)),
@@ -108,7 +127,7 @@ fn main() {
         (
             format!("spectra: {seg} cfft + rfft 32768"),
             time(runs, || {
-                let fft = rustfft::FftPlanner::<f32>::new().plan_fft_inverse(32_768);
+                let fft = plans::complex_inverse(32_768);
                 let mut i = vec![realfft::num_complex::Complex::new(0.0f32, 0.0); 32_768];
                 for _ in 0..seg {
                     fft.process(&mut i);

@@ -18,6 +18,8 @@
 
 use std::io::Cursor;
 
+use crate::samples::Samples;
+
 use crate::{invalid, SignalError};
 
 /// What a body is, from its `Content-Type` (parameters such as `; charset=` are ignored).
@@ -93,10 +95,10 @@ pub struct DecodeOptions {
     pub dtype: Option<String>,
 }
 
-/// One decoded channel.
+/// One decoded channel (16-bit PCM is read from the body as it is used: [`Samples`]).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Recording {
-    pub samples: Vec<f32>,
+pub struct Recording<'a> {
+    pub samples: Samples<'a>,
     /// Samples per second (always set: decoding fails without one).
     pub sample_rate: f64,
     /// Channels (or columns) the body holds.
@@ -108,11 +110,11 @@ pub struct Recording {
 
 /// Decodes `body` as `format` and checks the result: a positive finite rate, at least one
 /// sample, every sample finite.
-pub fn decode(
+pub fn decode<'a>(
     format: Format,
-    body: &[u8],
+    body: &'a [u8],
     options: &DecodeOptions,
-) -> Result<Recording, SignalError> {
+) -> Result<Recording<'a>, SignalError> {
     if let Some(rate) = options.sample_rate {
         check_rate(rate, "sample_rate")?;
     }
@@ -139,11 +141,14 @@ pub fn decode(
     if samples.is_empty() {
         return Err(invalid("the recording holds no samples"));
     }
-    if let Some(i) = first_non_finite(&samples) {
-        return Err(invalid(format!(
-            "sample {i} is {}: samples must be finite numbers",
-            samples[i]
-        )));
+    // Integer samples are finite by construction; floats are checked.
+    if let Samples::F32(x) = &samples {
+        if let Some(i) = first_non_finite(x) {
+            return Err(invalid(format!(
+                "sample {i} is {}: samples must be finite numbers",
+                x[i]
+            )));
+        }
     }
     Ok(Recording {
         samples,
@@ -164,8 +169,8 @@ fn check_rate(rate: f64, what: &str) -> Result<(), SignalError> {
     }
 }
 
-struct Decoded {
-    samples: Vec<f32>,
+struct Decoded<'a> {
+    samples: Samples<'a>,
     sample_rate: Option<f64>,
     channels: usize,
     channel_used: usize,
@@ -193,7 +198,7 @@ fn agree(carried: f64, options: &DecodeOptions, source: &str) -> Result<f64, Sig
     }
 }
 
-fn wav(body: &[u8], options: &DecodeOptions) -> Result<Decoded, SignalError> {
+fn wav<'a>(body: &'a [u8], options: &DecodeOptions) -> Result<Decoded<'a>, SignalError> {
     let reader = hound::WavReader::new(Cursor::new(body)).map_err(wav_error)?;
     let spec = reader.spec();
     let channels = spec.channels as usize;
@@ -239,7 +244,7 @@ fn wav(body: &[u8], options: &DecodeOptions) -> Result<Decoded, SignalError> {
         }
     }
     Ok(Decoded {
-        samples,
+        samples: samples.into(),
         sample_rate,
         channels,
         channel_used: channel,
@@ -247,17 +252,18 @@ fn wav(body: &[u8], options: &DecodeOptions) -> Result<Decoded, SignalError> {
 }
 
 /// The samples of `channel` of the two layouts nearly every recorder writes — PCM 16-bit and
-/// 32-bit float — read straight from the data chunk's bytes, with the same values as hound's
-/// sample iterator gives (`i16 · 2⁻¹⁵` as f64, then f32; f32 as is). Why: hound decodes one
-/// sample per call through its `Read`; for a 60 s, 48 kHz recording that iterator was the
-/// largest part of the request's decode time in the guest. `None` (hound reads it) for other
-/// layouts and for a data chunk shorter than its header says, so errors read as they always did.
-fn wav_fast_path(
+/// 32-bit float — straight from the data chunk's bytes, with the values hound's sample
+/// iterator gives (`i16 · 2⁻¹⁵` as f64, then f32 — exact in f32; f32 as is). Why: hound decodes
+/// one sample per call through its `Read`; for a 60 s, 48 kHz recording that iterator was the
+/// largest part of the request's decode time in the guest. 16-bit PCM is not converted here
+/// at all ([`Samples::Pcm16`]). `None` (hound reads it) for other layouts and for a data chunk
+/// shorter than its header says, so errors read as they always did.
+fn wav_fast_path<'a>(
     reader: hound::WavReader<Cursor<&[u8]>>,
-    body: &[u8],
+    body: &'a [u8],
     channel: usize,
     channels: usize,
-) -> Option<Vec<f32>> {
+) -> Option<Samples<'a>> {
     let spec = reader.spec();
     let width = match (spec.sample_format, spec.bits_per_sample) {
         (hound::SampleFormat::Int, 16) | (hound::SampleFormat::Float, 32) => {
@@ -265,46 +271,24 @@ fn wav_fast_path(
         }
         _ => return None,
     };
-    let values = reader.len() as usize;
+    let frame = width * channels;
+    // Whole frames only, as hound reads them.
+    let values = reader.len() as usize / channels * channels;
     // hound has read the header: the reader stands at the first byte of the data chunk.
     let start = usize::try_from(reader.into_inner().position()).ok()?;
     let data = body.get(start..start.checked_add(values.checked_mul(width)?)?)?;
-    let frame = width * channels;
-    let at = channel * width;
-    let frames = data.chunks_exact(frame);
     Some(if width == 2 {
-        // i16 · 2⁻¹⁵ is exact in f32 (16 significant bits, a power-of-two scale), so this is
-        // hound's f64 product rounded to f32, bit for bit. A mono recording gets its own loop,
-        // which the compiler vectorises (one `frame`-strided loop for all was ~2 ns a sample).
-        let scale = 1.0 / 32_768.0f32;
-        let sample = |b: &[u8]| f32::from(i16::from_le_bytes([b[0], b[1]])) * scale;
-        if channels == 1 {
-            // Eight samples per turn into a sized vector: this vectorises (simd128 widening
-            // loads and converts); a `collect` of the mapped chunks stayed one sample per turn
-            // (3.9 % of a 60 s request's CPU in a profile of pfd-host).
-            let mut out = vec![0.0f32; values];
-            let mut bytes = data.chunks_exact(16);
-            let mut blocks = out.chunks_exact_mut(8);
-            for (o, b) in (&mut blocks).zip(&mut bytes) {
-                for j in 0..8 {
-                    o[j] = f32::from(i16::from_le_bytes([b[2 * j], b[2 * j + 1]])) * scale;
-                }
-            }
-            for (o, b) in blocks
-                .into_remainder()
-                .iter_mut()
-                .zip(bytes.remainder().chunks_exact(2))
-            {
-                *o = sample(b);
-            }
-            out
-        } else {
-            frames.map(|f| sample(&f[at..at + 2])).collect()
+        Samples::Pcm16 {
+            data,
+            channels,
+            channel,
         }
     } else {
-        frames
+        let at = channel * width;
+        data.chunks_exact(frame)
             .map(|f| f32::from_le_bytes([f[at], f[at + 1], f[at + 2], f[at + 3]]))
-            .collect()
+            .collect::<Vec<_>>()
+            .into()
     })
 }
 
@@ -342,7 +326,7 @@ fn column_index(
     })
 }
 
-fn csv(body: &[u8], options: &DecodeOptions) -> Result<Decoded, SignalError> {
+fn csv(body: &[u8], options: &DecodeOptions) -> Result<Decoded<'static>, SignalError> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -415,7 +399,7 @@ fn csv(body: &[u8], options: &DecodeOptions) -> Result<Decoded, SignalError> {
         Some(_) => Some(agree(rate_from_times(&times)?, options, "time column")?),
     };
     Ok(Decoded {
-        samples,
+        samples: samples.into(),
         sample_rate,
         channels: columns,
         channel_used: value,
@@ -448,7 +432,7 @@ fn rate_from_times(times: &[f64]) -> Result<f64, SignalError> {
     Ok(1.0 / step)
 }
 
-fn npy(body: &[u8], options: &DecodeOptions) -> Result<Decoded, SignalError> {
+fn npy(body: &[u8], options: &DecodeOptions) -> Result<Decoded<'static>, SignalError> {
     let file =
         npyz::NpyFile::new(body).map_err(|e| invalid(format!("not a readable .npy file: {e}")))?;
     let shape: Vec<usize> = file.shape().iter().map(|&d| d as usize).collect();
@@ -498,9 +482,9 @@ fn npy(body: &[u8], options: &DecodeOptions) -> Result<Decoded, SignalError> {
         }
     };
     let channel = pick_channel(options, channels.max(1))?;
-    let samples = (0..frames).map(|t| values[at(t, channel)] as f32).collect();
+    let samples: Vec<f32> = (0..frames).map(|t| values[at(t, channel)] as f32).collect();
     Ok(Decoded {
-        samples,
+        samples: samples.into(),
         sample_rate: options.sample_rate,
         channels,
         channel_used: channel,
@@ -517,11 +501,11 @@ fn scaled<T: Into<f64>>(values: Vec<T>, bits: u32) -> Vec<f64> {
     values.into_iter().map(|v| v.into() * scale).collect()
 }
 
-fn raw(body: &[u8], options: &DecodeOptions) -> Result<Decoded, SignalError> {
+fn raw<'a>(body: &'a [u8], options: &DecodeOptions) -> Result<Decoded<'a>, SignalError> {
     let dtype = options.dtype.as_deref().unwrap_or("f32");
-    let (width, read): (usize, fn(&[u8]) -> f32) = match dtype {
-        "f32" => (4, |b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
-        "i16" => (2, |b| i16::from_le_bytes([b[0], b[1]]) as f32 / 32768.0),
+    let width = match dtype {
+        "f32" => 4,
+        "i16" => 2,
         other => {
             return Err(SignalError::Unsupported(format!(
                 "dtype={other:?} is not supported for raw samples: use f32 or i16 (little-endian)"
@@ -535,14 +519,17 @@ fn raw(body: &[u8], options: &DecodeOptions) -> Result<Decoded, SignalError> {
         )));
     }
     Ok(Decoded {
-        samples: body.chunks_exact(width).map(read).collect(),
+        samples: match width {
+            2 => Samples::mono_pcm16(body),
+            _ => f32_from_le_bytes(body).into(),
+        },
         sample_rate: options.sample_rate,
         channels: 1,
         channel_used: 0,
     })
 }
 
-fn json(body: &[u8], options: &DecodeOptions) -> Result<Decoded, SignalError> {
+fn json(body: &[u8], options: &DecodeOptions) -> Result<Decoded<'static>, SignalError> {
     #[derive(serde::Deserialize)]
     #[serde(deny_unknown_fields)]
     struct Body {
@@ -563,7 +550,12 @@ fn json(body: &[u8], options: &DecodeOptions) -> Result<Decoded, SignalError> {
         None => options.sample_rate,
     };
     Ok(Decoded {
-        samples: parsed.signal.into_iter().map(|v| v as f32).collect(),
+        samples: parsed
+            .signal
+            .into_iter()
+            .map(|v| v as f32)
+            .collect::<Vec<_>>()
+            .into(),
         sample_rate,
         channels: 1,
         channel_used: 0,
@@ -690,7 +682,10 @@ mod tests {
                 (r.sample_rate, r.channels, r.channel_used),
                 (12_800.0, 2, 0)
             );
-            assert!((r.samples[50] - 0.25).abs() < 1e-4, "{bits} {fmt:?}");
+            assert!(
+                (r.samples.clone().into_vec()[50] - 0.25).abs() < 1e-4,
+                "{bits} {fmt:?}"
+            );
             let r1 = decode(
                 Format::Wav,
                 &body,
@@ -700,7 +695,12 @@ mod tests {
                 },
             )
             .unwrap();
-            assert!(r1.samples.iter().all(|&v| (v + 0.25).abs() < 1e-4));
+            assert!(r1
+                .samples
+                .clone()
+                .into_vec()
+                .iter()
+                .all(|&v| (v + 0.25).abs() < 1e-4));
             let e = decode(
                 Format::Wav,
                 &body,
@@ -746,7 +746,8 @@ mod tests {
                         },
                     )
                     .unwrap()
-                    .samples;
+                    .samples
+                    .into_vec();
                     let reader = hound::WavReader::new(Cursor::new(&body[..])).unwrap();
                     let want: Vec<f32> = match fmt {
                         hound::SampleFormat::Int => reader
@@ -768,7 +769,8 @@ mod tests {
                         channel,
                         3,
                     )
-                    .expect("the fast path reads this layout");
+                    .expect("the fast path reads this layout")
+                    .into_vec();
                     assert_eq!(fast, got, "decode takes the fast path");
                     assert_eq!(got.len(), frames.len());
                     assert!(
@@ -792,7 +794,10 @@ mod tests {
             .chain(std::iter::repeat_n(vec![0.25], 5))
             .collect();
         let body = wav_bytes(spec(16, hound::SampleFormat::Int, 1), &mono);
-        let got = decode(Format::Wav, &body, &opts()).unwrap().samples;
+        let got = decode(Format::Wav, &body, &opts())
+            .unwrap()
+            .samples
+            .into_vec();
         let want: Vec<f32> = hound::WavReader::new(Cursor::new(&body[..]))
             .unwrap()
             .into_samples::<i32>()
@@ -845,7 +850,7 @@ mod tests {
             },
         )
         .unwrap();
-        assert_eq!(r.samples, vec![1.5, 2.5, -1.0]);
+        assert_eq!(r.samples.clone().into_vec(), vec![1.5, 2.5, -1.0]);
         assert!((r.sample_rate - 1000.0).abs() < 1e-6);
         assert_eq!((r.channels, r.channel_used), (2, 1));
         let r = decode(
@@ -857,7 +862,7 @@ mod tests {
             },
         )
         .unwrap();
-        assert_eq!(r.samples, vec![3.0, 4.0]);
+        assert_eq!(r.samples.clone().into_vec(), vec![3.0, 4.0]);
         let e = decode(
             Format::Csv,
             b"a,b\n1,2\n3,x\n",
@@ -886,7 +891,10 @@ mod tests {
             ..opts()
         };
         assert_eq!(
-            decode(Format::Raw, &body, &with_rate).unwrap().samples,
+            decode(Format::Raw, &body, &with_rate)
+                .unwrap()
+                .samples
+                .into_vec(),
             vec![1.0, 2.0]
         );
         let nan: Vec<u8> = [1.0f32, f32::NAN]
@@ -948,31 +956,36 @@ mod tests {
             .iter()
             .flat_map(|v| v.to_be_bytes())
             .collect();
-        let r = decode(Format::Npy, &npy_bytes(">f8", "(3,)", false, &f8be), &rate).unwrap();
-        assert_eq!(r.samples, vec![0.5, -0.5, 0.25]);
+        let body = npy_bytes(">f8", "(3,)", false, &f8be);
+        let r = decode(Format::Npy, &body, &rate).unwrap();
+        assert_eq!(r.samples.clone().into_vec(), vec![0.5, -0.5, 0.25]);
         let i2: Vec<u8> = [16384i16, -16384]
             .iter()
             .flat_map(|v| v.to_le_bytes())
             .collect();
-        let r = decode(Format::Npy, &npy_bytes("<i2", "(2,)", false, &i2), &rate).unwrap();
-        assert_eq!(r.samples, vec![0.5, -0.5]);
+        let body = npy_bytes("<i2", "(2,)", false, &i2);
+        let r = decode(Format::Npy, &body, &rate).unwrap();
+        assert_eq!(r.samples.clone().into_vec(), vec![0.5, -0.5]);
         // 4 frames x 2 channels, C order: channel 1 is the odd elements.
         let c: Vec<u8> = (0..8).flat_map(|v| (v as f32).to_le_bytes()).collect();
         let ch1 = DecodeOptions {
             channel: Some(1),
             ..rate.clone()
         };
-        let r = decode(Format::Npy, &npy_bytes("<f4", "(4, 2)", false, &c), &ch1).unwrap();
+        let body = npy_bytes("<f4", "(4, 2)", false, &c);
+        let r = decode(Format::Npy, &body, &ch1).unwrap();
         assert_eq!(
-            (r.samples.clone(), r.channels),
+            (r.samples.clone().into_vec(), r.channels),
             (vec![1.0, 3.0, 5.0, 7.0], 2)
         );
         // The same values in Fortran order: channel 1 is the second half.
-        let r = decode(Format::Npy, &npy_bytes("<f4", "(4, 2)", true, &c), &ch1).unwrap();
-        assert_eq!(r.samples, vec![4.0, 5.0, 6.0, 7.0]);
+        let body = npy_bytes("<f4", "(4, 2)", true, &c);
+        let r = decode(Format::Npy, &body, &ch1).unwrap();
+        assert_eq!(r.samples.clone().into_vec(), vec![4.0, 5.0, 6.0, 7.0]);
         // (channels, time): the longer axis is time.
-        let r = decode(Format::Npy, &npy_bytes("<f4", "(2, 4)", false, &c), &ch1).unwrap();
-        assert_eq!(r.samples, vec![4.0, 5.0, 6.0, 7.0]);
+        let body = npy_bytes("<f4", "(2, 4)", false, &c);
+        let r = decode(Format::Npy, &body, &ch1).unwrap();
+        assert_eq!(r.samples.clone().into_vec(), vec![4.0, 5.0, 6.0, 7.0]);
         let e = decode(
             Format::Npy,
             &npy_bytes("<c8", "(1,)", false, &[0; 8]),

@@ -30,12 +30,13 @@
 //! Rates are rounded to whole Hz (a CSV time column can give 12799.97 Hz); the error is below
 //! 1e-4 of any frequency.
 
-use std::borrow::Cow;
 use std::sync::Arc;
 
 use realfft::num_complex::Complex;
-use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
+use realfft::{ComplexToReal, RealToComplex};
 
+use crate::plans::{self, Cache};
+use crate::samples::Samples;
 use crate::{invalid, SignalError};
 
 /// The pass band's edge as a share of the smaller Nyquist frequency. Why 0.9: the envelope
@@ -55,7 +56,7 @@ pub const STOP_BAND_DB: f64 = 90.0;
 /// runs with its SIMD butterflies (a factor 11 in a length cost rubato 66 → 36 ms before).
 const MIN_BLOCK: usize = 8192;
 
-/// A resampler from `rate_in` to `rate_out` whole Hz, planned once.
+/// A resampler from `rate_in` to `rate_out` whole Hz, planned once ([`RESAMPLERS`] keeps it).
 struct Plan {
     /// Samples in per block (out per block: the inverse FFT's length).
     n_in: usize,
@@ -144,9 +145,8 @@ impl Plan {
         let usable_in = n_in - half - lead - 1;
         let advance_out = (usable_in * l / m) / l * l;
         let advance_in = advance_out / l * m;
-        let mut planner = RealFftPlanner::<f32>::new();
-        let forward = planner.plan_fft_forward(n_in);
-        let inverse = planner.plan_fft_inverse(n_out);
+        let forward = plans::real_forward(n_in);
+        let inverse = plans::real_inverse(n_out);
         // The zero-phase filter laid out circularly, and its spectrum over the kept bins.
         let mut layout = vec![0.0f32; n_in];
         layout[0] = taps[0] as f32;
@@ -176,7 +176,7 @@ impl Plan {
     }
 
     /// `wanted` output samples of `samples` (taken as zero outside it).
-    fn run(&self, samples: &[f32], wanted: usize) -> Vec<f32> {
+    fn run(&self, samples: &Samples, wanted: usize) -> Vec<f32> {
         let mut out = Vec::with_capacity(wanted);
         let mut block = self.forward.make_input_vec();
         let mut spectrum = self.forward.make_output_vec();
@@ -192,7 +192,7 @@ impl Plan {
             let at = (from as isize - start) as usize;
             block[..at].fill(0.0);
             let copied = to.saturating_sub(from);
-            block[at..at + copied].copy_from_slice(&samples[from..from + copied]);
+            samples.read(from, &mut block[at..at + copied]);
             block[at + copied..].fill(0.0);
             self.forward
                 .process(&mut block, &mut spectrum)
@@ -218,37 +218,45 @@ impl Plan {
     }
 }
 
-/// `samples` at `rate_in` Hz, resampled to `rate_out` Hz (borrowed as they are when the rates
-/// match: a recording at the model's rate is not copied).
+/// `samples` at `rate_in` Hz, resampled to `rate_out` Hz. When the rates match, the samples
+/// themselves (owned f32 samples are moved, not copied).
 pub fn resample(
-    samples: &[f32],
+    samples: Samples<'_>,
     rate_in: f64,
     rate_out: u32,
-) -> Result<Cow<'_, [f32]>, SignalError> {
+) -> Result<Vec<f32>, SignalError> {
     let fs_in = rate_in.round() as usize;
     let fs_out = rate_out as usize;
     if fs_in == 0 {
         return Err(invalid(format!("sample_rate {rate_in} Hz is below 1 Hz")));
     }
     if fs_in == fs_out {
-        return Ok(Cow::Borrowed(samples));
+        return Ok(samples.into_vec());
     }
     let wanted = (samples.len() as f64 * fs_out as f64 / fs_in as f64).round() as usize;
-    Ok(Cow::Owned(Plan::new(fs_in, fs_out).run(samples, wanted)))
+    Ok(plan(fs_in, fs_out).run(&samples, wanted))
 }
 
-/// [`resample`] of an owned recording: the recording itself when the rates match, otherwise
-/// the resampled copy (the original is freed on return, so its memory can be reused).
-pub fn resample_vec(
-    samples: Vec<f32>,
-    rate_in: f64,
-    rate_out: u32,
-) -> Result<Vec<f32>, SignalError> {
-    let resampled = match resample(&samples, rate_in, rate_out)? {
-        Cow::Owned(v) => Some(v),
-        Cow::Borrowed(_) => None,
-    };
-    Ok(resampled.unwrap_or(samples))
+/// Resamplers by `(rate in, rate out)`, whole Hz: a plan holds its FFTs and the filter's
+/// spectrum (270 Kaiser taps and one FFT of the block's length to make), bounded like the FFT
+/// plans of [`crate::plans`].
+static RESAMPLERS: Cache<(usize, usize), Arc<Plan>> = Cache::new();
+
+fn plan(fs_in: usize, fs_out: usize) -> Arc<Plan> {
+    RESAMPLERS.get_or((fs_in, fs_out), || Arc::new(Plan::new(fs_in, fs_out)))
+}
+
+/// Makes the resampler from `fs_in` to `fs_out` whole Hz ahead of its first recording
+/// ([`crate::prepare`]); nothing for equal rates, which need none.
+pub fn prepare(fs_in: usize, fs_out: usize) {
+    if fs_in != fs_out && fs_in > 0 {
+        plan(fs_in, fs_out);
+    }
+}
+
+/// The `(rate in, rate out)` pairs whose resamplers are held, sorted.
+pub fn cached_rates() -> Vec<(usize, usize)> {
+    RESAMPLERS.keys()
 }
 
 #[cfg(test)]
@@ -268,7 +276,7 @@ mod tests {
             // A low tone and one near the pass band's edge (0.9 of the smaller Nyquist).
             for freq in [440.0, 0.85 * rate.min(20_480.0) / 2.0] {
                 let x = sine(freq, rate, n);
-                let y = resample(&x, rate, 20_480).unwrap();
+                let y = resample(x[..].into(), rate, 20_480).unwrap();
                 assert_eq!(y.len(), 40_960, "{rate}");
                 let want = sine(freq, 20_480.0, y.len());
                 // Away from the edges the resampled tone is the tone at the new rate, in phase
@@ -289,7 +297,7 @@ mod tests {
         // Above 20.48 kHz's Nyquist frequency: it must not alias into the band.
         for freq in [10_300.0, 15_000.0, 23_000.0] {
             let x = sine(freq, 48_000.0, 96_000);
-            let y = resample(&x, 48_000.0, 20_480).unwrap();
+            let y = resample(x[..].into(), 48_000.0, 20_480).unwrap();
             let rms = (y[2000..38_000].iter().map(|v| v * v).sum::<f32>() / 36_000.0).sqrt();
             assert!(rms < 1e-4, "{freq} Hz: aliased energy {rms}");
         }
@@ -300,7 +308,7 @@ mod tests {
         // A constant recording resamples to the constant, up to its first and last samples
         // (the filter sees zeros beyond them: a step's ringing at the edges, not garbage).
         let x = vec![1.0f32; 48_000];
-        let y = resample(&x, 48_000.0, 20_480).unwrap();
+        let y = resample(x[..].into(), 48_000.0, 20_480).unwrap();
         assert_eq!(y.len(), 20_480);
         for (i, &v) in y.iter().enumerate().skip(100).take(20_280) {
             assert!((v - 1.0).abs() < 1e-4, "sample {i}: {v}");
@@ -311,18 +319,26 @@ mod tests {
     }
 
     #[test]
-    fn owned_recordings_are_kept_or_replaced() {
+    fn owned_recordings_are_kept_and_pcm_resamples_like_its_floats() {
         let x = sine(100.0, 20_480.0, 1000);
         let at = x.as_ptr();
-        let same = resample_vec(x, 20_480.0, 20_480).unwrap();
+        let same = resample(x.into(), 20_480.0, 20_480).unwrap();
         assert_eq!(
             same.as_ptr(),
             at,
             "same rate: the recording itself, not a copy"
         );
-        let y = resample_vec(sine(100.0, 48_000.0, 48_000), 48_000.0, 20_480).unwrap();
-        let x = sine(100.0, 48_000.0, 48_000);
-        assert_eq!(y, *resample(&x, 48_000.0, 20_480).unwrap());
+        // 16-bit PCM read block by block gives what its f32 values give, bit for bit.
+        let pcm: Vec<u8> = sine(100.0, 48_000.0, 48_003)
+            .iter()
+            .flat_map(|v| ((v * 32_000.0) as i16).to_le_bytes())
+            .collect();
+        let samples = Samples::mono_pcm16(&pcm);
+        let floats = samples.clone().into_vec();
+        assert_eq!(
+            resample(samples, 48_000.0, 20_480).unwrap(),
+            resample(floats.into(), 48_000.0, 20_480).unwrap()
+        );
     }
 
     #[test]
@@ -362,13 +378,5 @@ mod tests {
         // above it is cut with the bins).
         let stop = gain(10_240.0).abs();
         assert!(stop < 10f32.powf(-85.0 / 20.0), "10240 Hz: {stop}");
-    }
-
-    #[test]
-    fn same_rate_is_a_copy() {
-        let x = sine(100.0, 20_480.0, 1000);
-        assert!(
-            matches!(resample(&x, 20_480.0, 20_480).unwrap(), Cow::Borrowed(b) if b == x.as_slice())
-        );
     }
 }

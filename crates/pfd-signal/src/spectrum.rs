@@ -21,11 +21,10 @@
 //! within a few hundredths of a bin), and its **prominence**: the peak over the median of the
 //! bins from 0.8x to 1.2x of the frequency, outside the search band, in dB.
 
-use std::sync::Arc;
-
 use realfft::num_complex::Complex;
-use realfft::{RealFftPlanner, RealToComplex};
-use rustfft::{Fft, FftPlanner};
+use realfft::RealToComplex;
+
+use crate::plans;
 
 /// Samples per Welch segment. Why 65536: at 20.48 kHz that is 3.2 s and 0.3125 Hz per bin —
 /// a BPFO near 50 Hz is then located to well under 1 %, and a 5 s record still gives two
@@ -66,26 +65,18 @@ pub fn analyse(x: &[f32], rate: f64, nyquist_hz: f64) -> Spectra {
             .map(|i| i * (count - 1) / (MAX_SEGMENTS - 1) * hop)
             .collect()
     };
-    let mut planner = RealFftPlanner::<f32>::new();
-    let forward = planner.plan_fft_forward(segment);
-    let window = hann(segment);
+    let forward = plans::real_forward(segment);
+    let window = plans::hann(segment);
     let gain = 2.0 / window.iter().map(|&w| w as f64).sum::<f64>();
     let resolution_hz = rate / segment as f64;
-    let band = (
-        ENVELOPE_BAND_HZ.0,
-        (ENVELOPE_BAND_HZ.1 * nyquist_hz.min(rate / 2.0)).max(ENVELOPE_BAND_HZ.0),
-    );
     let bins = segment / 2 + 1;
-    let band_bins = (
-        (band.0 / resolution_hz).ceil() as usize,
-        ((band.1 / resolution_hz).floor() as usize).min(bins - 1),
-    );
-    let band_count = (band_bins.1 + 1).saturating_sub(band_bins.0);
+    let band = EnvelopeBand::new(segment, rate, nyquist_hz);
+    let (band_bins, band_count) = (band.bins, band.count);
     let envelope_plan = EnvelopePlan::new(segment, band_count, resolution_hz);
     let m = envelope_plan.points;
-    let inverse: Arc<dyn Fft<f32>> = FftPlanner::new().plan_fft_inverse(m);
-    let envelope_forward = planner.plan_fft_forward(m);
-    let envelope_window = hann(m);
+    let inverse = plans::complex_inverse(m);
+    let envelope_forward = plans::real_forward(m);
+    let envelope_window = plans::hann(m);
     let envelope_gain = 2.0 / envelope_window.iter().map(|&w| w as f64).sum::<f64>();
     let mut amplitude = vec![0.0f64; bins];
     let mut envelope = vec![0.0f64; m / 2 + 1];
@@ -135,7 +126,7 @@ pub fn analyse(x: &[f32], rate: f64, nyquist_hz: f64) -> Spectra {
             *b = magnitude(c);
         }
         let env_mean = crate::sum(envelope_samples) as f32 * scale / m as f32;
-        for (b, &w) in envelope_samples.iter_mut().zip(&envelope_window) {
+        for (b, &w) in envelope_samples.iter_mut().zip(envelope_window.iter()) {
             *b = (*b * scale - env_mean) * w;
         }
         add_magnitudes(
@@ -156,9 +147,48 @@ pub fn analyse(x: &[f32], rate: f64, nyquist_hz: f64) -> Spectra {
             .iter()
             .map(|&a| (a * envelope_gain / count) as f32)
             .collect(),
-        envelope_band_hz: band,
+        envelope_band_hz: band.hz,
         segments: picked.len(),
     }
+}
+
+/// The envelope band of segments of `segment` samples at `rate` Hz, from a recording holding
+/// up to `nyquist_hz` ([`ENVELOPE_BAND_HZ`]).
+struct EnvelopeBand {
+    /// Its edges, Hz.
+    hz: (f64, f64),
+    /// Its first and last bin of the segment's spectrum.
+    bins: (usize, usize),
+    /// Bins from the first to the last.
+    count: usize,
+}
+
+impl EnvelopeBand {
+    fn new(segment: usize, rate: f64, nyquist_hz: f64) -> EnvelopeBand {
+        let resolution_hz = rate / segment as f64;
+        let hz = (
+            ENVELOPE_BAND_HZ.0,
+            (ENVELOPE_BAND_HZ.1 * nyquist_hz.min(rate / 2.0)).max(ENVELOPE_BAND_HZ.0),
+        );
+        let bins = (
+            (hz.0 / resolution_hz).ceil() as usize,
+            ((hz.1 / resolution_hz).floor() as usize).min(segment / 2),
+        );
+        let count = (bins.1 + 1).saturating_sub(bins.0);
+        EnvelopeBand { hz, bins, count }
+    }
+}
+
+/// Makes the FFT plans and windows [`analyse`] uses for recordings of at least one
+/// [`SEGMENT`] at `rate` Hz holding up to `nyquist_hz` ([`crate::plans`]).
+pub fn prepare(rate: f64, nyquist_hz: f64) {
+    plans::real_forward(SEGMENT);
+    plans::hann(SEGMENT);
+    let band = EnvelopeBand::new(SEGMENT, rate, nyquist_hz);
+    let m = EnvelopePlan::new(SEGMENT, band.count, rate / SEGMENT as f64).points;
+    plans::complex_inverse(m);
+    plans::real_forward(m);
+    plans::hann(m);
 }
 
 /// The envelope spectrum is returned up to at least this frequency, Hz (see [`EnvelopePlan`]).
@@ -203,34 +233,6 @@ impl EnvelopePlan {
         EnvelopePlan { points, clean_bins }
     }
 }
-
-/// The periodic Hann window of `n` samples (every windowed FFT of this crate uses it):
-/// `0.5 − 0.5·cos(2πi/n)`.
-///
-/// Why not one `cos` per sample: libm's `cos` is software in wasm, and one `/diagnose` makes
-/// windows of 65536 and 102400 samples per request. With this, the stage bench's features and
-/// spectra took ~0.8 ms less in wasm (9.31 → 8.74 and 22.74 → 22.49 ms, one run each; a 102400-
-/// sample window now costs 0.25 ms). Here `cos` runs once per [`HANN_BLOCK`] samples and once
-/// per offset within a block; each
-/// sample is `cos(a + b) = cos a·cos b − sin a·sin b` in f64, within ~1e-16 of the direct
-/// cosine — far below the f32 the window is stored in.
-pub fn hann(n: usize) -> Vec<f32> {
-    let step = 2.0 * std::f64::consts::PI / n as f64;
-    let offsets: Vec<(f64, f64)> = (0..HANN_BLOCK.min(n))
-        .map(|j| (j as f64 * step).sin_cos())
-        .collect();
-    let mut window = Vec::with_capacity(n);
-    for start in (0..n).step_by(HANN_BLOCK) {
-        let (sin_a, cos_a) = (start as f64 * step).sin_cos();
-        for &(sin_b, cos_b) in &offsets[..HANN_BLOCK.min(n - start)] {
-            window.push(0.5 - 0.5 * (cos_a * cos_b - sin_a * sin_b) as f32);
-        }
-    }
-    window
-}
-
-/// Samples per block of [`hann`] (a block's first sample gets its own `cos`).
-const HANN_BLOCK: usize = 1024;
 
 fn add_magnitudes(
     fft: &dyn RealToComplex<f32>,
@@ -350,22 +352,8 @@ pub fn excerpt(spectrum: &[f32], resolution_hz: f64, max_hz: f64) -> Excerpt {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn hann_matches_the_direct_cosine() {
-        for n in [64, 1000, 1025, 65_536, 102_400] {
-            let w = hann(n);
-            assert_eq!(w.len(), n);
-            for (i, &v) in w.iter().enumerate() {
-                let direct =
-                    0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / n as f64).cos() as f32;
-                assert!(
-                    (v - direct).abs() <= f32::EPSILON,
-                    "n={n} i={i}: {v} vs {direct}"
-                );
-            }
-        }
-    }
+    use realfft::RealFftPlanner;
+    use rustfft::FftPlanner;
 
     #[test]
     fn the_amplitude_spectrum_is_that_of_the_windowed_segment() {
@@ -383,7 +371,7 @@ mod tests {
         let s = analyse(&x, rate, rate / 2.0);
         assert_eq!(s.segments, 1);
         let mean = crate::mean(&x) as f32;
-        let window = hann(n);
+        let window = plans::hann_window(n);
         let fft = RealFftPlanner::<f32>::new().plan_fft_forward(n);
         let mut input: Vec<f32> = x
             .iter()
@@ -472,7 +460,7 @@ mod tests {
             analytic[k] = spectrum[k] * 2.0;
         }
         FftPlanner::new().plan_fft_inverse(n).process(&mut analytic);
-        let window = hann(n);
+        let window = plans::hann_window(n);
         let env: Vec<f32> = analytic.iter().map(|c| c.norm() / n as f32).collect();
         let env_mean = crate::mean(&env) as f32;
         let mut windowed: Vec<f32> = env

@@ -31,10 +31,10 @@
 //! The absolute level is deliberately not a feature: the model normalises every window by its
 //! RMS, and recorders report in g, m/s², volts or full scale alike.
 
-use realfft::RealFftPlanner;
 use serde::{Deserialize, Serialize};
 
-use crate::evidence::indicators;
+use crate::evidence::{survey, Survey};
+use crate::plans;
 
 /// Features are computed on at most this many windows, evenly spread. Why 4: each costs an FFT
 /// of a full window, and the calibration's records are one window each (5 s): the flag's
@@ -104,6 +104,13 @@ fn sum_ln(values: &[f64], offset: f64) -> f64 {
 /// Values per `ln` of [`sum_ln`].
 const LN_BLOCK: usize = 64;
 
+/// Makes the FFT plan and Hann window [`features`] uses for model windows of `length`
+/// samples ([`crate::plans`]).
+pub fn prepare(length: usize) {
+    plans::real_forward(length);
+    plans::hann(length);
+}
+
 /// The features of a recording from its model windows (at `rate` Hz) and their logits.
 pub fn features(windows: &[&[f32]], logits: &[Vec<f32>], rate: f64) -> Features {
     let picked: Vec<usize> = if windows.len() <= MAX_FEATURE_WINDOWS {
@@ -114,20 +121,21 @@ pub fn features(windows: &[&[f32]], logits: &[Vec<f32>], rate: f64) -> Features 
             .collect()
     };
     let length = windows[0].len();
-    let fft = RealFftPlanner::<f32>::new().plan_fft_forward(length);
+    let fft = plans::real_forward(length);
     let mut input = fft.make_input_vec();
     let mut output = fft.make_output_vec();
     let resolution = rate / length as f64;
     let lo = ((FEATURE_BAND_HZ.0 / resolution).ceil() as usize).max(1);
     let hi =
         ((FEATURE_BAND_HZ.1.min(rate * 0.45) / resolution).floor() as usize).min(output.len() - 1);
-    let window = crate::spectrum::hann(length);
+    let window = plans::hann(length);
     let mut sums = [0.0f64; 5];
     for &w in &picked {
         let x = windows[w];
-        let ind = indicators(x);
-        let mean = crate::mean(x) as f32;
-        for ((v, &s), &h) in input.iter_mut().zip(x).zip(&window) {
+        let survey = survey(&x.into());
+        let ind = survey.indicators;
+        let mean = survey.mean as f32;
+        for ((v, &s), &h) in input.iter_mut().zip(x).zip(window.iter()) {
             *v = (s - mean) * h;
         }
         fft.process(&mut input, &mut output)
@@ -261,22 +269,22 @@ pub fn stats(rows: &[[f64; 5]]) -> ClassStats {
     }
 }
 
-/// The input checks: reasons that flag a recording whatever the score.
-pub fn input_checks(samples: &[f32]) -> Vec<String> {
-    let (min, max) = extremes(samples);
-    let (mut at_min, mut at_max) = (0usize, 0usize);
-    for &v in samples {
-        at_min += usize::from(v == min);
-        at_max += usize::from(v == max);
-    }
+/// The input checks of a recording from its [`Survey`]: reasons that flag it whatever the score.
+pub fn checks(survey: &Survey) -> Vec<String> {
+    let Survey {
+        min,
+        max,
+        at_min,
+        at_max,
+        samples,
+        ..
+    } = *survey;
     if max <= min {
         return vec![format!(
             "flat line: every sample is {min}; is the sensor connected?"
         )];
     }
-    let n = samples.len() as f64;
-    let (at_max, at_min) = (at_max as f64, at_min as f64);
-    let share = at_max.max(at_min) / n;
+    let share = at_max.max(at_min) as f64 / samples as f64;
     if share >= CLIPPED_SHARE {
         vec![format!(
             "clipped: {:.1} % of the samples sit on the extreme value {}; lower the input gain",
@@ -286,36 +294,6 @@ pub fn input_checks(samples: &[f32]) -> Vec<String> {
     } else {
         Vec::new()
     }
-}
-
-/// The smallest and largest sample (`(inf, -inf)` for none). Samples are finite here (decoding
-/// refuses NaN and ±inf).
-///
-/// Why eight running extremes of `<`/`>` selects: they compile to wasm SIMD `pmin`/`pmax`.
-/// Folds with `f32::min`/`max` (NaN-aware, several scalar instructions each in wasm) made the
-/// input checks of a 60 s, 48 kHz recording 6.3 ms in wasm; with this, 1.0 ms
-/// (`scripts/wasm-example.sh pfd-signal stage_bench`).
-fn extremes(samples: &[f32]) -> (f32, f32) {
-    const LANES: usize = 8;
-    let mut lo = [f32::INFINITY; LANES];
-    let mut hi = [f32::NEG_INFINITY; LANES];
-    let mut chunks = samples.chunks_exact(LANES);
-    for chunk in &mut chunks {
-        for j in 0..LANES {
-            lo[j] = if chunk[j] < lo[j] { chunk[j] } else { lo[j] };
-            hi[j] = if chunk[j] > hi[j] { chunk[j] } else { hi[j] };
-        }
-    }
-    let rest = chunks.remainder();
-    let min = lo
-        .iter()
-        .chain(rest)
-        .fold(f32::INFINITY, |a, &b| if b < a { b } else { a });
-    let max = hi
-        .iter()
-        .chain(rest)
-        .fold(f32::NEG_INFINITY, |a, &b| if b > a { b } else { a });
-    (min, max)
 }
 
 /// The verdict reported in a diagnosis.
@@ -405,6 +383,10 @@ mod tests {
         );
     }
 
+    fn input_checks(x: &[f32]) -> Vec<String> {
+        checks(&survey(&x.into()))
+    }
+
     #[test]
     fn input_checks_find_flat_and_clipped_but_not_a_quantised_sine() {
         assert!(input_checks(&[0.5; 1000])[0].starts_with("flat line"));
@@ -424,13 +406,21 @@ mod tests {
                 x.iter().copied().fold(f32::INFINITY, f32::min),
                 x.iter().copied().fold(f32::NEG_INFINITY, f32::max),
             );
-            assert_eq!(extremes(&x), want, "n={n}");
+            let s = survey(&x[..].into());
+            assert_eq!((s.min, s.max), want, "n={n}");
+            let count = |v: f32| x.iter().filter(|&&y| y == v).count();
+            assert_eq!(
+                (s.at_min, s.at_max),
+                (count(want.0), count(want.1)),
+                "n={n}"
+            );
         }
         // The extreme sits in the remainder past the last group of eight.
         let mut x = vec![0.25f32; 1003];
         x[1002] = -3.0;
         x[500] = 2.0;
-        assert_eq!(extremes(&x), (-3.0, 2.0));
+        let s = survey(&x[..].into());
+        assert_eq!((s.min, s.max, s.at_min, s.at_max), (-3.0, 2.0, 1, 1));
         // Clipped at the negative end: the message names that end.
         let clipped: Vec<f32> = (0..10_000)
             .map(|i| ((i as f32 * 0.0191).sin() * 3.0).max(-1.0))

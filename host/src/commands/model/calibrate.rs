@@ -63,7 +63,7 @@ fn measure(
         .data
         .chunks_exact(file_length)
         .map(|raw| {
-            let resampled = pfd_signal::resample::resample(raw, file_rate as f64, rate)
+            let resampled = pfd_signal::resample::resample(raw.into(), file_rate as f64, rate)
                 .map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
             let record = &resampled[..length.min(resampled.len())];
             let logits = engine
