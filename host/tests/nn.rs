@@ -399,8 +399,11 @@ fn bench_floor_reports_the_native_work_of_a_predict_body() {
     assert_eq!(report["samples"], refs.input(0).len());
     let ms = |k: &str| report[k]["cpu_ms"].as_f64().unwrap();
     assert!(ms("decode") > 0.0 && ms("oip_binary") > 0.0, "{report}");
-    // The /predict floor is the decode and the model call together.
-    assert!(ms("predict") > ms("decode"), "{report}");
+    // The /predict floor is the decode and the model call together. Not `predict > decode`:
+    // the two are measured a few hundred ms apart, and on a shared 2-core machine a stall in
+    // one of them (CI once measured decode 5.06 against predict 5.05 ms, both ~3x their usual)
+    // is larger than the model's share; half of it still catches a floor that skipped work.
+    assert!(ms("predict") > 0.5 * ms("decode"), "{report}");
     assert!(ms("predict") > 0.5 * ms("oip_binary"), "{report}");
     assert!(report["predict"]["iterations"].as_u64().unwrap() >= 10);
 
