@@ -158,6 +158,30 @@ def test_windows_hop_and_channels(http):
     assert d["timing_ms"]["total"] >= d["timing_ms"]["model"]
 
 
+def test_int16_pcm_from_any_channel_and_raw_reads_the_samples_asked_for(http):
+    # 16-bit PCM is read from the body as it is used (never converted as a whole): the same
+    # int16 values as a mono WAV, channel 2 of a 3-channel WAV and a raw dtype=i16 body must
+    # give the same indicators exactly, and another channel must not.
+    x = fresh_record(2, 0, 25_600, 12.0)
+    mono = wav_bytes(x, 25_600, "wav16")
+    status, a = diagnose(http, mono, "audio/wav")
+    assert status == 200, a
+    framed = wav_bytes(x, 25_600, "wav16", channels=3, channel=2)
+    status, b = diagnose(http, framed, "audio/wav", "channel=2")
+    assert status == 200, b
+    raw = mono[44:]  # the data chunk of the plain 44-byte-header WAV
+    status, c = diagnose(http, raw, "application/octet-stream", "sample_rate=25600&dtype=i16")
+    assert status == 200, c
+    for d in (b, c):
+        assert d["evidence"]["indicators"] == a["evidence"]["indicators"], (d["input"], a["input"])
+        assert d["diagnosis"] == a["diagnosis"]
+        assert d["input"]["samples"] == a["input"]["samples"] == len(x)
+    status, other = diagnose(http, framed, "audio/wav", "channel=0")
+    assert status == 200, other
+    ratio = other["evidence"]["indicators"]["rms"] / a["evidence"]["indicators"]["rms"]
+    assert abs(ratio - 0.3) < 0.01, ratio  # channel 0 holds the record shifted, at 0.3x
+
+
 def test_json_body_and_wav_give_the_same_diagnosis(http):
     x = fresh_record(6, 1, 20_480, 7.0)
     status, a = http.json("POST", "/diagnose", {"signal": x.tolist(), "sample_rate": 20_480})
