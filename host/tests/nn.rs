@@ -416,3 +416,105 @@ fn bench_floor_reports_the_native_work_of_a_predict_body() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `pfd-host bench --diagnose-floor RECORDING`: the native floor `scripts/diagnose_bench.py` sets
+/// the served builds beside is the guest's own `/diagnose` route compiled natively — so it answers
+/// what the served wasi-nn component answers for the same body and query (diagnosis, confidence,
+/// windows, defect lines), and reports a time split whose stages fit in its total; a recording the
+/// route refuses is an error, not a floor.
+#[test]
+#[cfg(feature = "tools")]
+fn bench_diagnose_floor_is_the_served_route_compiled_natively() {
+    let (Some(_), Some(lib)) = (nn_component(), ort_library()) else {
+        return;
+    };
+    let refs = references();
+    // Two reference records back to back, declared at 25.6 kHz: every stage runs (resampling,
+    // two windows, the bearing lines).
+    let samples: Vec<f32> = [refs.input(0), refs.input(1)].concat();
+    let body: Vec<u8> = samples.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let query = "sample_rate=25600&dtype=f32&rpm=1770&bearing=6205";
+    let dir = tempfile::tempdir().unwrap();
+    let recording = dir.path().join("recording.f32");
+    std::fs::write(&recording, &body).unwrap();
+    let floor = |recording: &std::path::Path, content_type: &str| {
+        Command::new(env!("CARGO_BIN_EXE_pfd-host"))
+            .args(["bench", "--device", "cpu", "--floor-seconds", "0.3"])
+            .args([
+                "--diagnose-query",
+                query,
+                "--diagnose-content-type",
+                content_type,
+            ])
+            .arg("--diagnose-floor")
+            .arg(recording)
+            .arg("--models-dir")
+            .arg(workspace().join("models"))
+            .arg("--manifest")
+            .arg(workspace().join("spin.toml"))
+            .arg("--ort-lib")
+            .arg(&lib)
+            .output()
+            .expect("run pfd-host bench --diagnose-floor")
+    };
+    let out = floor(&recording, "application/octet-stream");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(out.stdout.trim_ascii_end()).expect("one JSON object");
+    let t = |k: &str| report["timing_ms"][k].as_f64().unwrap();
+    let stages = ["decode", "resample", "model", "unknown", "evidence"];
+    assert!(
+        t("model") > 0.0 && t("resample") > 0.0 && t("evidence") > 0.0,
+        "{report}"
+    );
+    assert!(
+        stages.iter().map(|s| t(s)).sum::<f64>() <= t("total"),
+        "{report}"
+    );
+    assert!(
+        report["cpu_ms"].as_f64().unwrap() > 0.5 * t("total"),
+        "{report}"
+    );
+    assert!(report["requests"].as_u64().unwrap() >= 5, "{report}");
+
+    let lib_arg = lib.to_string_lossy().into_owned();
+    let server = serve(&["--device", "cpu", "--ort-lib", &lib_arg]);
+    let reply = common::request(
+        server.addr,
+        "POST",
+        &format!("/diagnose?{query}"),
+        &[("Content-Type", "application/octet-stream")],
+        &body,
+    );
+    assert_eq!(
+        reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    let served: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
+    assert_eq!(served["model"]["device"], "wasi-nn/onnx/cpu", "{served}");
+    let native = &report["answer"];
+    assert_eq!(
+        native["diagnosis"]["class_name"], served["diagnosis"]["class_name"],
+        "native {native}\nserved {served}"
+    );
+    assert_eq!(native["windows"], 2);
+    assert_eq!(served["windows"].as_array().unwrap().len(), 2);
+    assert_eq!(native["present"], served["evidence"]["bearing"]["present"]);
+    let (a, b) = (
+        native["diagnosis"]["confidence"].as_f64().unwrap(),
+        served["diagnosis"]["confidence"].as_f64().unwrap(),
+    );
+    assert!((a - b).abs() <= 1e-5 + 1e-3 * b, "native {a}, served {b}");
+
+    std::fs::write(&recording, b"RIFF\x10\0\0\0WAVEfmt ").unwrap();
+    let out = floor(&recording, "audio/wav");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a garbled WAV gave a floor");
+    assert!(stderr.contains("/diagnose answered 4"), "{stderr}");
+}

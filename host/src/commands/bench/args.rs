@@ -60,6 +60,21 @@ pub struct BenchArgs {
     #[arg(long, value_name = "BODY")]
     pub floor: Option<PathBuf>,
 
+    /// Only measure the native floor of one `/diagnose` request with this recording as its body
+    /// (the guest's route compiled natively, the windows through in-process ONNX Runtime) and
+    /// print it as JSON — what `scripts/diagnose_bench.py` sets the served builds beside. No
+    /// server starts.
+    #[arg(long, value_name = "RECORDING", conflicts_with = "floor")]
+    pub diagnose_floor: Option<PathBuf>,
+
+    /// The floor's `/diagnose` query string (without `?`), e.g. `rpm=1770&bearing=6205`.
+    #[arg(long, default_value = "")]
+    pub diagnose_query: String,
+
+    /// The floor's `/diagnose` body's `Content-Type`.
+    #[arg(long, default_value = "audio/wav")]
+    pub diagnose_content_type: String,
+
     /// Seconds each floor measurement runs.
     #[arg(long, default_value_t = 5.0)]
     pub floor_seconds: f64,

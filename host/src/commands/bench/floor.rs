@@ -128,7 +128,7 @@ fn measure(
 }
 
 /// This process's user + system CPU time, seconds (`getrusage`, microsecond resolution).
-fn process_cpu_seconds() -> Result<f64> {
+pub(super) fn process_cpu_seconds() -> Result<f64> {
     let mut usage = std::mem::MaybeUninit::<libc::rusage>::uninit();
     // SAFETY: `usage` is a valid out-pointer for one `rusage`; RUSAGE_SELF is always valid.
     if unsafe { libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()) } != 0 {

@@ -34,6 +34,7 @@
 mod args;
 mod baseline;
 mod child;
+mod diagnose_floor;
 pub mod floor;
 mod report;
 mod results;
@@ -57,11 +58,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// `pfd-host bench`: the floor alone (`--floor BODY`), else the whole comparison.
+/// `pfd-host bench`: a floor alone (`--floor BODY`, `--diagnose-floor RECORDING`), else the
+/// whole comparison.
 pub fn run(args: BenchArgs, runtime: &tokio::runtime::Runtime) -> Result<()> {
-    match args.floor.clone() {
-        Some(body) => floor::run(&args, &body),
-        None => runtime.block_on(measure(args)),
+    match (args.floor.clone(), args.diagnose_floor.clone()) {
+        (Some(body), _) => floor::run(&args, &body),
+        (None, Some(recording)) => diagnose_floor::run(&args, &recording),
+        (None, None) => runtime.block_on(measure(args)),
     }
 }
 

@@ -259,6 +259,9 @@ mod tests {
             model: "m".into(),
             models_dir: PathBuf::from("models"),
             floor: None,
+            diagnose_floor: None,
+            diagnose_query: String::new(),
+            diagnose_content_type: "audio/wav".into(),
             floor_seconds: 5.0,
             nn: NnArgs {
                 device: DeviceRequest::Cpu,

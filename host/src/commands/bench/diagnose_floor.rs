@@ -1,0 +1,219 @@
+//! `pfd-host bench --diagnose-floor RECORDING`: the native floor of one `/diagnose` request, for
+//! `scripts/diagnose_bench.py` to set every served build beside (same run, same machine, no
+//! request served meanwhile).
+//!
+//! The floor is the guest's own route, `pfd_core::diagnose::diagnose`, compiled natively and
+//! called in this process on the same body and query, one request at a time: decoding, the
+//! survey, resampling, the windows through ONNX Runtime (an `ort` session with the server's
+//! settings, in engine calls of the manifest's `PFD_BATCH_SIZE`, exactly as the guest's
+//! `run_model` makes them), the unknown-condition features, the spectra and the evidence — and
+//! the JSON answer. Nothing is re-implemented here: one place for that logic, so the floor cannot
+//! drift from what is served. Its plans and resamplers are made first for the card, as
+//! `pfd-host preinit` makes them in the component.
+//!
+//! What it leaves out (and a served request pays for): HTTP, the body's copy into the guest, a
+//! fresh instance per request (whose memory is faulted in anew), the guest's code running as
+//! wasm (128-bit SIMD, epoch-interruption checks) rather than native, and the windows' trip
+//! through wasi-nn. A served build's total over this floor's is what serving the diagnosis as a
+//! WASI component costs on top of the work itself; the floor's own total over its model time is
+//! the best any build of this route can reach on this machine.
+//!
+//! Prints one JSON object: CPU and wall time per request, the medians of the route's own
+//! `timing_ms` split, and what it answered (the diagnosis, the window count, the defect lines
+//! present) — the same as the served build's, which a test checks.
+
+use super::args::BenchArgs;
+use super::baseline::{resolve_device, session_logits};
+use crate::manifest::{AppManifest, GuestEnv};
+use crate::nn::ort_backend::{build_session, SessionOptions};
+use crate::nn::ort_lib;
+use anyhow::{anyhow, bail, Context as _, Result};
+use pfd_core::app::{App, ModelStore, ServedModel};
+use pfd_core::card::{ModelCard, CARD_FILE, MODEL_FILE};
+use pfd_core::config::Config;
+use pfd_core::engine::{BackendInfo, EngineError, InferenceEngine};
+use pfd_core::http::Request;
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// The timing split `/diagnose` reports (`timing_ms`), in its order.
+const STAGES: [&str; 6] = [
+    "decode", "resample", "model", "unknown", "evidence", "total",
+];
+
+/// ONNX Runtime in this process as a `pfd-core` engine: what wasi-nn gives the guest, without
+/// the trip.
+struct OrtEngine {
+    session: Mutex<ort::session::Session>,
+    input: String,
+    output: String,
+    device: String,
+}
+
+impl InferenceEngine for OrtEngine {
+    fn backend(&self) -> BackendInfo {
+        BackendInfo {
+            backend: "native/onnx".into(),
+            device: self.device.clone(),
+        }
+    }
+
+    fn run(&self, input: &[f32], batch: usize, length: usize) -> Result<Vec<f32>, EngineError> {
+        let mut session = self.session.lock().expect("one request at a time");
+        session_logits(
+            &mut session,
+            &self.input,
+            &self.output,
+            input,
+            batch,
+            length,
+        )
+        .map_err(|e| EngineError::Inference(e.to_string()))
+    }
+}
+
+/// The one model the floor serves, under its folder's name.
+struct OneModel {
+    name: String,
+    model: ServedModel,
+}
+
+impl ModelStore for OneModel {
+    fn get(&self, name: &str) -> Result<&ServedModel, String> {
+        if name == self.name {
+            Ok(&self.model)
+        } else {
+            Err(format!("the floor serves {:?} only", self.name))
+        }
+    }
+
+    fn names(&self) -> Result<Vec<String>, String> {
+        Ok(vec![self.name.clone()])
+    }
+}
+
+pub fn run(args: &BenchArgs, recording: &Path) -> Result<()> {
+    let body =
+        std::fs::read(recording).with_context(|| format!("reading {}", recording.display()))?;
+    let model_dir = args.models_dir.join(&args.model);
+    let model = std::fs::read(model_dir.join(MODEL_FILE))
+        .with_context(|| format!("reading {}", model_dir.join(MODEL_FILE).display()))?;
+    let card_path = model_dir.join(CARD_FILE);
+    let card = ModelCard::parse(
+        &std::fs::read(&card_path).with_context(|| format!("reading {}", card_path.display()))?,
+    )
+    .map_err(|e| anyhow!("{}: {e}", card_path.display()))?;
+
+    // The guest's settings (the manifest's environment, overridden like `serve` overrides it),
+    // with the model asked for as the default one.
+    let manifest = AppManifest::load(&args.manifest)?;
+    let env = GuestEnv::resolve(&manifest.environment, |k| std::env::var(k).ok(), &[]);
+    let mut vars: BTreeMap<String, String> = env.vars.into_iter().collect();
+    vars.insert("PFD_MODEL".into(), args.model.clone());
+    let config = Config::from_vars(&vars).map_err(|e| anyhow!("the manifest's settings: {e}"))?;
+
+    let opts = args.nn.options();
+    let ort = ort_lib::load(opts.ort_lib.as_deref())
+        .context("the floor needs ONNX Runtime (set --ort-lib / PFD_ORT_LIB)")?;
+    let device = resolve_device(&model, &opts)?;
+    let session = build_session(
+        &model,
+        &SessionOptions {
+            device,
+            intra_threads: opts.intra_threads,
+        },
+    )?;
+    let engine = OrtEngine {
+        input: session.inputs()[0].name().to_string(),
+        output: session.outputs()[0].name().to_string(),
+        session: Mutex::new(session),
+        device: device.as_str().to_string(),
+    };
+    pfd_core::diagnose::prepare(&card);
+    let store = OneModel {
+        name: args.model.clone(),
+        model: ServedModel::new(card, Box::new(engine), model.len() as u64),
+    };
+    let app = App {
+        config: &config,
+        models: &store,
+    };
+    let headers = vec![(
+        "content-type".to_string(),
+        args.diagnose_content_type.clone(),
+    )];
+    let request = Request {
+        method: "POST",
+        path: "/diagnose",
+        query: &args.diagnose_query,
+        headers: &headers,
+        body: &body,
+    };
+
+    let mut splits: Vec<[f64; STAGES.len()]> = Vec::new();
+    let mut diagnosis = serde_json::Value::Null;
+    let mut call = |keep: bool| -> Result<()> {
+        let response = pfd_core::diagnose::diagnose(&app, std::hint::black_box(&request));
+        let answer: serde_json::Value = serde_json::from_slice(&response.body)?;
+        if response.status != 200 {
+            bail!("/diagnose answered {}: {answer}", response.status);
+        }
+        if keep {
+            splits.push(STAGES.map(|s| answer["timing_ms"][s].as_f64().unwrap_or(f64::NAN)));
+            diagnosis = json!({
+                "diagnosis": answer["diagnosis"],
+                "windows": answer["windows"].as_array().map(Vec::len),
+                "present": answer["evidence"]["bearing"]["present"],
+            });
+        }
+        Ok(())
+    };
+    for _ in 0..2 {
+        call(false)?;
+    }
+    let seconds = Duration::from_secs_f64(args.floor_seconds);
+    let (cpu0, t0) = (super::floor::process_cpu_seconds()?, Instant::now());
+    let mut n = 0u32;
+    while t0.elapsed() < seconds || n < 5 {
+        call(true)?;
+        n += 1;
+    }
+    let (cpu, wall) = (
+        super::floor::process_cpu_seconds()? - cpu0,
+        t0.elapsed().as_secs_f64(),
+    );
+    let split: serde_json::Map<String, serde_json::Value> = STAGES
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.to_string(), json!(median(splits.iter().map(|t| t[i])))))
+        .collect();
+    println!(
+        "{}",
+        json!({
+            "onnxruntime": ort.version,
+            "device": device.as_str(),
+            "intra_threads": opts.intra_threads,
+            "engine_batch_size": config.engine_batch_size,
+            "body_bytes": body.len(),
+            "requests": n,
+            "cpu_ms": cpu * 1e3 / f64::from(n),
+            "wall_ms": wall * 1e3 / f64::from(n),
+            "timing_ms": split,
+            "answer": diagnosis,
+        })
+    );
+    Ok(())
+}
+
+fn median(values: impl Iterator<Item = f64>) -> f64 {
+    let mut v: Vec<f64> = values.collect();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
