@@ -354,6 +354,30 @@ fn nn_check_passes_every_model_on_cpu_with_its_own_tolerances() {
     );
 }
 
+/// `pfd-host bench` on the CPU with this ONNX Runtime, the project's models and short floors.
+#[cfg(feature = "tools")]
+fn bench_floor_command(lib: &std::path::Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_pfd-host"));
+    command
+        .args(["bench", "--device", "cpu", "--floor-seconds", "0.3"])
+        .arg("--models-dir")
+        .arg(workspace().join("models"))
+        .arg("--ort-lib")
+        .arg(lib);
+    command
+}
+
+/// A floor's report: the one JSON object a successful `pfd-host bench` floor prints.
+#[cfg(feature = "tools")]
+fn floor_report(out: &std::process::Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(out.stdout.trim_ascii_end()).expect("one JSON object")
+}
+
 /// `pfd-host bench --floor BODY`: the native floor the load bench divides by — the guest's
 /// decoder on the body plus the in-process ONNX Runtime call — reported as JSON with a CPU time
 /// per request that is the decode's plus the model's; a body that is not a `/predict` body is an
@@ -371,31 +395,13 @@ fn bench_floor_reports_the_native_work_of_a_predict_body() {
     )
     .unwrap();
     let floor = |body: &std::path::Path| {
-        Command::new(env!("CARGO_BIN_EXE_pfd-host"))
-            .args([
-                "bench",
-                "--device",
-                "cpu",
-                "--floor-seconds",
-                "0.3",
-                "--floor",
-            ])
+        bench_floor_command(&lib)
+            .arg("--floor")
             .arg(body)
-            .arg("--models-dir")
-            .arg(workspace().join("models"))
-            .arg("--ort-lib")
-            .arg(&lib)
             .output()
             .expect("run pfd-host bench --floor")
     };
-    let out = floor(&body);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: serde_json::Value =
-        serde_json::from_slice(out.stdout.trim_ascii_end()).expect("one JSON object");
+    let report = floor_report(&floor(&body));
     assert_eq!(report["samples"], refs.input(0).len());
     let ms = |k: &str| report[k]["cpu_ms"].as_f64().unwrap();
     assert!(ms("decode") > 0.0 && ms("oip_binary") > 0.0, "{report}");
@@ -438,33 +444,21 @@ fn bench_diagnose_floor_is_the_served_route_compiled_natively() {
     let recording = dir.path().join("recording.f32");
     std::fs::write(&recording, &body).unwrap();
     let floor = |recording: &std::path::Path, content_type: &str| {
-        Command::new(env!("CARGO_BIN_EXE_pfd-host"))
-            .args(["bench", "--device", "cpu", "--floor-seconds", "0.3"])
+        bench_floor_command(&lib)
             .args([
                 "--diagnose-query",
                 query,
                 "--diagnose-content-type",
                 content_type,
             ])
-            .arg("--diagnose-floor")
-            .arg(recording)
-            .arg("--models-dir")
-            .arg(workspace().join("models"))
             .arg("--manifest")
             .arg(workspace().join("spin.toml"))
-            .arg("--ort-lib")
-            .arg(&lib)
+            .arg("--diagnose-floor")
+            .arg(recording)
             .output()
             .expect("run pfd-host bench --diagnose-floor")
     };
-    let out = floor(&recording, "application/octet-stream");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: serde_json::Value =
-        serde_json::from_slice(out.stdout.trim_ascii_end()).expect("one JSON object");
+    let report = floor_report(&floor(&recording, "application/octet-stream"));
     let t = |k: &str| report["timing_ms"][k].as_f64().unwrap();
     let stages = ["decode", "resample", "model", "unknown", "evidence"];
     assert!(

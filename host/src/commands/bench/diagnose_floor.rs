@@ -23,13 +23,12 @@
 //! present) — the same as the served build's, which a test checks.
 
 use super::args::BenchArgs;
-use super::baseline::{resolve_device, session_logits};
+use super::baseline::session_logits;
+use super::floor::{floor_session, measure, FloorSession};
 use crate::manifest::{AppManifest, GuestEnv};
-use crate::nn::ort_backend::{build_session, SessionOptions};
-use crate::nn::ort_lib;
 use anyhow::{anyhow, bail, Context as _, Result};
 use pfd_core::app::{App, ModelStore, ServedModel};
-use pfd_core::card::{ModelCard, CARD_FILE, MODEL_FILE};
+use pfd_core::card::{ModelCard, CARD_FILE};
 use pfd_core::config::Config;
 use pfd_core::engine::{BackendInfo, EngineError, InferenceEngine};
 use pfd_core::http::Request;
@@ -37,7 +36,7 @@ use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The timing split `/diagnose` reports (`timing_ms`), in its order.
 const STAGES: [&str; 6] = [
@@ -99,8 +98,6 @@ pub fn run(args: &BenchArgs, recording: &Path) -> Result<()> {
     let body =
         std::fs::read(recording).with_context(|| format!("reading {}", recording.display()))?;
     let model_dir = args.models_dir.join(&args.model);
-    let model = std::fs::read(model_dir.join(MODEL_FILE))
-        .with_context(|| format!("reading {}", model_dir.join(MODEL_FILE).display()))?;
     let card_path = model_dir.join(CARD_FILE);
     let card = ModelCard::parse(
         &std::fs::read(&card_path).with_context(|| format!("reading {}", card_path.display()))?,
@@ -115,22 +112,16 @@ pub fn run(args: &BenchArgs, recording: &Path) -> Result<()> {
     vars.insert("PFD_MODEL".into(), args.model.clone());
     let config = Config::from_vars(&vars).map_err(|e| anyhow!("the manifest's settings: {e}"))?;
 
-    let opts = args.nn.options();
-    let ort = ort_lib::load(opts.ort_lib.as_deref())
-        .context("the floor needs ONNX Runtime (set --ort-lib / PFD_ORT_LIB)")?;
-    let device = resolve_device(&model, &opts)?;
-    let session = build_session(
-        &model,
-        &SessionOptions {
-            device,
-            intra_threads: opts.intra_threads,
-        },
-    )?;
+    let FloorSession {
+        model,
+        session,
+        describe,
+    } = floor_session(args)?;
     let engine = OrtEngine {
         input: session.inputs()[0].name().to_string(),
         output: session.outputs()[0].name().to_string(),
         session: Mutex::new(session),
-        device: device.as_str().to_string(),
+        device: describe["device"].as_str().unwrap_or_default().to_string(),
     };
     pfd_core::diagnose::prepare(&card);
     let store = OneModel {
@@ -153,58 +144,44 @@ pub fn run(args: &BenchArgs, recording: &Path) -> Result<()> {
         body: &body,
     };
 
+    // Every call's split is kept; the last `iterations` are the measured ones (`measure` warms
+    // up with calls of its own first).
     let mut splits: Vec<[f64; STAGES.len()]> = Vec::new();
-    let mut diagnosis = serde_json::Value::Null;
-    let mut call = |keep: bool| -> Result<()> {
+    let mut answered = serde_json::Value::Null;
+    let timed = measure(Duration::from_secs_f64(args.floor_seconds), || {
         let response = pfd_core::diagnose::diagnose(&app, std::hint::black_box(&request));
         let answer: serde_json::Value = serde_json::from_slice(&response.body)?;
         if response.status != 200 {
             bail!("/diagnose answered {}: {answer}", response.status);
         }
-        if keep {
-            splits.push(STAGES.map(|s| answer["timing_ms"][s].as_f64().unwrap_or(f64::NAN)));
-            diagnosis = json!({
-                "diagnosis": answer["diagnosis"],
-                "windows": answer["windows"].as_array().map(Vec::len),
-                "present": answer["evidence"]["bearing"]["present"],
-            });
-        }
-        Ok(())
-    };
-    for _ in 0..2 {
-        call(false)?;
-    }
-    let seconds = Duration::from_secs_f64(args.floor_seconds);
-    let (cpu0, t0) = (super::floor::process_cpu_seconds()?, Instant::now());
-    let mut n = 0u32;
-    while t0.elapsed() < seconds || n < 5 {
-        call(true)?;
-        n += 1;
-    }
-    let (cpu, wall) = (
-        super::floor::process_cpu_seconds()? - cpu0,
-        t0.elapsed().as_secs_f64(),
-    );
+        splits.push(STAGES.map(|s| answer["timing_ms"][s].as_f64().unwrap_or(f64::NAN)));
+        answered = json!({
+            "diagnosis": answer["diagnosis"],
+            "windows": answer["windows"].as_array().map(Vec::len),
+            "present": answer["evidence"]["bearing"]["present"],
+        });
+        Ok(response.body.len())
+    })?;
+    let measured = &splits[splits.len() - timed["iterations"].as_u64().unwrap_or(0) as usize..];
     let split: serde_json::Map<String, serde_json::Value> = STAGES
         .iter()
         .enumerate()
-        .map(|(i, s)| (s.to_string(), json!(median(splits.iter().map(|t| t[i])))))
+        .map(|(i, s)| (s.to_string(), json!(median(measured.iter().map(|t| t[i])))))
         .collect();
-    println!(
-        "{}",
-        json!({
-            "onnxruntime": ort.version,
-            "device": device.as_str(),
-            "intra_threads": opts.intra_threads,
-            "engine_batch_size": config.engine_batch_size,
-            "body_bytes": body.len(),
-            "requests": n,
-            "cpu_ms": cpu * 1e3 / f64::from(n),
-            "wall_ms": wall * 1e3 / f64::from(n),
-            "timing_ms": split,
-            "answer": diagnosis,
-        })
-    );
+    let mut report = describe;
+    report.extend([
+        (
+            "engine_batch_size".to_string(),
+            json!(config.engine_batch_size),
+        ),
+        ("body_bytes".to_string(), json!(body.len())),
+        ("requests".to_string(), timed["iterations"].clone()),
+        ("cpu_ms".to_string(), timed["cpu_ms"].clone()),
+        ("wall_ms".to_string(), timed["wall_ms"].clone()),
+        ("timing_ms".to_string(), json!(split)),
+        ("answer".to_string(), answered),
+    ]);
+    println!("{}", serde_json::Value::Object(report));
     Ok(())
 }
 

@@ -32,9 +32,16 @@ use serde_json::json;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-pub fn run(args: &BenchArgs, body_path: &Path) -> Result<()> {
-    let body =
-        std::fs::read(body_path).with_context(|| format!("reading {}", body_path.display()))?;
+/// The model's bytes and an in-process ONNX Runtime session of them with the server's settings
+/// (the device, ONNX Runtime and thread flags `serve` takes): what both floors run the model on.
+pub(super) struct FloorSession {
+    pub model: Vec<u8>,
+    pub session: ort::session::Session,
+    /// What the report says of it: ONNX Runtime's version, the device and the threads.
+    pub describe: serde_json::Map<String, serde_json::Value>,
+}
+
+pub(super) fn floor_session(args: &BenchArgs) -> Result<FloorSession> {
     let model_path = args.models_dir.join(&args.model).join(MODEL_FILE);
     let model =
         std::fs::read(&model_path).with_context(|| format!("reading {}", model_path.display()))?;
@@ -42,13 +49,36 @@ pub fn run(args: &BenchArgs, body_path: &Path) -> Result<()> {
     let ort = ort_lib::load(opts.ort_lib.as_deref())
         .context("the floor needs ONNX Runtime (set --ort-lib / PFD_ORT_LIB)")?;
     let device = resolve_device(&model, &opts)?;
-    let mut session = build_session(
+    let session = build_session(
         &model,
         &SessionOptions {
             device,
             intra_threads: opts.intra_threads,
         },
     )?;
+    let describe = json!({
+        "onnxruntime": ort.version,
+        "device": device.as_str(),
+        "intra_threads": opts.intra_threads,
+    });
+    let serde_json::Value::Object(describe) = describe else {
+        unreachable!("a JSON object literal")
+    };
+    Ok(FloorSession {
+        model,
+        session,
+        describe,
+    })
+}
+
+pub fn run(args: &BenchArgs, body_path: &Path) -> Result<()> {
+    let body =
+        std::fs::read(body_path).with_context(|| format!("reading {}", body_path.display()))?;
+    let FloorSession {
+        mut session,
+        describe,
+        ..
+    } = floor_session(args)?;
     let input = session.inputs()[0].name().to_string();
     let output = session.outputs()[0].name().to_string();
     let mut infer = |signal: &[f32]| -> Result<usize> {
@@ -89,24 +119,20 @@ pub fn run(args: &BenchArgs, body_path: &Path) -> Result<()> {
     let decode_only = measure(seconds / 2, || {
         Ok(decode(std::hint::black_box(&body))?.len())
     })?;
-    println!(
-        "{}",
-        json!({
-            "onnxruntime": ort.version,
-            "device": device.as_str(),
-            "intra_threads": opts.intra_threads,
-            "body_bytes": body.len(),
-            "samples": length,
-            "predict": predict,
-            "oip_binary": oip,
-            "decode": decode_only,
-        })
-    );
+    let mut report = describe;
+    report.extend([
+        ("body_bytes".to_string(), json!(body.len())),
+        ("samples".to_string(), json!(length)),
+        ("predict".to_string(), predict),
+        ("oip_binary".to_string(), oip),
+        ("decode".to_string(), decode_only),
+    ]);
+    println!("{}", serde_json::Value::Object(report));
     Ok(())
 }
 
 /// Runs `work` for `seconds` (after a few unmeasured calls); CPU and wall time per call.
-fn measure(
+pub(super) fn measure(
     seconds: Duration,
     mut work: impl FnMut() -> Result<usize>,
 ) -> Result<serde_json::Value> {
