@@ -24,7 +24,7 @@ same run and interleaved: both hosts are up at once and take requests in turn (b
 this), so the drift of a shared machine falls on both alike — separate runs of the same build
 minutes apart differed by up to 30 % here. Each host's CPU is its own process's.
 
-Between each build's requests (in four rounds), while its hosts are idle, it measures the **native floor** of
+Between each build's requests (in `FLOOR_ROUNDS` rounds), while its hosts are idle, it measures the **native floor** of
 the same request (`pfd-host bench --diagnose-floor`: the guest's `/diagnose` route compiled
 natively, called in-process with in-process ONNX Runtime on the same body and query): a row of
 its own, whose total ÷ model is the best any build of the route reaches on this machine, and
@@ -35,12 +35,12 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import subprocess
-import tempfile
 import json
 import os
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -69,6 +69,7 @@ def recording(seconds: int) -> bytes:
 
 
 QUERY = f"rpm={RPM}&bearing={BEARING}"
+FLOOR_ROUNDS = 4  # parts the native floor is measured in, between a build's requests
 
 
 def native_floor(host_bin: str, body: bytes, seconds: float) -> dict:
@@ -120,7 +121,7 @@ def post(addr: str, body: bytes) -> tuple[float, dict[str, float], dict]:
 
 
 def measure(targets: list[tuple[str, int]], body: bytes, requests: int,
-            floor: "callable | None" = None, rounds: int = 4) -> tuple[list[dict], list[dict]]:
+            floor: "callable | None" = None, rounds: int = FLOOR_ROUNDS) -> tuple[list[dict], list[dict]]:
     """`requests` requests to each of `targets` (address, pid), in turn; a summary for each. With
     `floor` (a function of the share of the floor's time to spend), the native floor is measured
     in `rounds` parts between the requests, while the hosts are idle: the drift of the machine
@@ -173,7 +174,7 @@ def main() -> None:
     ap.add_argument("--out", default="bench")
     ap.add_argument("--no-floor", action="store_true", help="skip the native floor rows")
     ap.add_argument("--floor-seconds", type=float, default=4.0,
-                    help="seconds the native floor runs per recording and build (in 4 rounds)")
+                    help=f"seconds the native floor runs per recording and build (in {FLOOR_ROUNDS} rounds)")
     ap.add_argument("--host-bin", default=os.environ.get("PFD_HOST_BIN")
                     or str(Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "release/pfd-host"))
     args = ap.parse_args()
@@ -231,8 +232,8 @@ def markdown(results: list[dict], args) -> str:
                       if args.baseline else "") + ". Stage times are the guest's (`Server-Timing`); the model column is every window "
         "(in engine calls of PFD_BATCH_SIZE); ratio = total ÷ model (target ≤ 2 on the wasi-nn build). "
         "A *native floor* row is the same route compiled natively and called in-process with ONNX Runtime "
-        "(`pfd-host bench --diagnose-floor`), measured in 4 rounds between the build's requests while its hosts were idle; "
-        "÷ native = a served build's total over that floor's.",
+        f"(`pfd-host bench --diagnose-floor`), measured in {FLOOR_ROUNDS} rounds between the build's requests while its hosts were idle; "
+        "÷ native = a served build's total over that floor's; a floor's client ms is its wall time per call.",
         "",
         "| build | recording | windows | decode ms | resample ms | model ms | unknown ms | evidence ms "
         "| total ms | total ÷ model | ÷ native | client ms | server CPU ms/req | diagnosis |",

@@ -25,6 +25,7 @@
 use super::args::BenchArgs;
 use super::baseline::session_logits;
 use super::floor::{floor_session, measure, FloorSession};
+use crate::eval::percentile;
 use crate::manifest::{AppManifest, GuestEnv};
 use anyhow::{anyhow, bail, Context as _, Result};
 use pfd_core::app::{App, ModelStore, ServedModel};
@@ -115,13 +116,16 @@ pub fn run(args: &BenchArgs, recording: &Path) -> Result<()> {
     let FloorSession {
         model,
         session,
+        input,
+        output,
+        device,
         describe,
     } = floor_session(args)?;
     let engine = OrtEngine {
-        input: session.inputs()[0].name().to_string(),
-        output: session.outputs()[0].name().to_string(),
+        input,
+        output,
         session: Mutex::new(session),
-        device: describe["device"].as_str().unwrap_or_default().to_string(),
+        device: device.as_str().to_string(),
     };
     pfd_core::diagnose::prepare(&card);
     let store = OneModel {
@@ -144,30 +148,45 @@ pub fn run(args: &BenchArgs, recording: &Path) -> Result<()> {
         body: &body,
     };
 
-    // Every call's split is kept; the last `iterations` are the measured ones (`measure` warms
-    // up with calls of its own first).
-    let mut splits: Vec<[f64; STAGES.len()]> = Vec::new();
-    let mut answered = serde_json::Value::Null;
+    // Every call's answer is kept and read after the loop, so the measured CPU and wall time are
+    // the route's alone; the last `iterations` are the measured ones (`measure` warms up with
+    // calls of its own first).
+    let mut bodies: Vec<Vec<u8>> = Vec::new();
     let timed = measure(Duration::from_secs_f64(args.floor_seconds), || {
         let response = pfd_core::diagnose::diagnose(&app, std::hint::black_box(&request));
-        let answer: serde_json::Value = serde_json::from_slice(&response.body)?;
         if response.status != 200 {
-            bail!("/diagnose answered {}: {answer}", response.status);
+            bail!(
+                "/diagnose answered {}: {}",
+                response.status,
+                String::from_utf8_lossy(&response.body)
+            );
         }
-        splits.push(STAGES.map(|s| answer["timing_ms"][s].as_f64().unwrap_or(f64::NAN)));
-        answered = json!({
-            "diagnosis": answer["diagnosis"],
-            "windows": answer["windows"].as_array().map(Vec::len),
-            "present": answer["evidence"]["bearing"]["present"],
-        });
-        Ok(response.body.len())
+        bodies.push(response.body);
+        Ok(bodies.len())
     })?;
-    let measured = &splits[splits.len() - timed["iterations"].as_u64().unwrap_or(0) as usize..];
+    let measured = timed["iterations"].as_u64().unwrap_or(0) as usize;
+    let answers = bodies[bodies.len() - measured..]
+        .iter()
+        .map(|b| serde_json::from_slice(b))
+        .collect::<Result<Vec<serde_json::Value>, _>>()
+        .context("/diagnose answered with a body that is not JSON")?;
     let split: serde_json::Map<String, serde_json::Value> = STAGES
         .iter()
-        .enumerate()
-        .map(|(i, s)| (s.to_string(), json!(median(measured.iter().map(|t| t[i])))))
+        .map(|&stage| {
+            let mut ms: Vec<f64> = answers
+                .iter()
+                .map(|a| a["timing_ms"][stage].as_f64().unwrap_or(f64::NAN))
+                .collect();
+            ms.sort_by(f64::total_cmp);
+            (stage.to_string(), json!(percentile(&ms, 50.0)))
+        })
         .collect();
+    let last = answers.last().context("the floor made no measured call")?;
+    let answered = json!({
+        "diagnosis": last["diagnosis"],
+        "windows": last["windows"].as_array().map(Vec::len),
+        "present": last["evidence"]["bearing"]["present"],
+    });
     let mut report = describe;
     report.extend([
         (
@@ -183,14 +202,4 @@ pub fn run(args: &BenchArgs, recording: &Path) -> Result<()> {
     ]);
     println!("{}", serde_json::Value::Object(report));
     Ok(())
-}
-
-fn median(values: impl Iterator<Item = f64>) -> f64 {
-    let mut v: Vec<f64> = values.collect();
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
 }

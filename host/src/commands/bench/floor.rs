@@ -25,6 +25,7 @@ use super::args::BenchArgs;
 use super::baseline::{resolve_device, session_logits};
 use crate::nn::ort_backend::{build_session, SessionOptions};
 use crate::nn::ort_lib;
+use crate::nn::Device;
 use anyhow::{anyhow, bail, Context as _, Result};
 use pfd_core::card::MODEL_FILE;
 use pfd_core::predict::{parse_predict, Limits};
@@ -37,6 +38,10 @@ use std::time::{Duration, Instant};
 pub(super) struct FloorSession {
     pub model: Vec<u8>,
     pub session: ort::session::Session,
+    /// The graph's input and output names.
+    pub input: String,
+    pub output: String,
+    pub device: Device,
     /// What the report says of it: ONNX Runtime's version, the device and the threads.
     pub describe: serde_json::Map<String, serde_json::Value>,
 }
@@ -56,17 +61,17 @@ pub(super) fn floor_session(args: &BenchArgs) -> Result<FloorSession> {
             intra_threads: opts.intra_threads,
         },
     )?;
-    let describe = json!({
-        "onnxruntime": ort.version,
-        "device": device.as_str(),
-        "intra_threads": opts.intra_threads,
-    });
-    let serde_json::Value::Object(describe) = describe else {
-        unreachable!("a JSON object literal")
-    };
+    let describe = serde_json::Map::from_iter([
+        ("onnxruntime".to_string(), json!(ort.version)),
+        ("device".to_string(), json!(device.as_str())),
+        ("intra_threads".to_string(), json!(opts.intra_threads)),
+    ]);
     Ok(FloorSession {
         model,
+        input: session.inputs()[0].name().to_string(),
+        output: session.outputs()[0].name().to_string(),
         session,
+        device,
         describe,
     })
 }
@@ -77,10 +82,10 @@ pub fn run(args: &BenchArgs, body_path: &Path) -> Result<()> {
     let FloorSession {
         mut session,
         describe,
+        input,
+        output,
         ..
     } = floor_session(args)?;
-    let input = session.inputs()[0].name().to_string();
-    let output = session.outputs()[0].name().to_string();
     let mut infer = |signal: &[f32]| -> Result<usize> {
         let logits = session_logits(&mut session, &input, &output, signal, 1, signal.len())?;
         Ok(pfd_core::postprocess::decide(&logits).class)
