@@ -465,8 +465,13 @@ fn bench_diagnose_floor_is_the_served_route_compiled_natively() {
         t("model") > 0.0 && t("resample") > 0.0 && t("evidence") > 0.0,
         "{report}"
     );
+    // Each request's stages fit in its total, so each stage's median is at most the total's
+    // (the medians' *sum* need not be: one run of five measured it 0.04 ms above).
+    assert!(stages.iter().all(|s| t(s) <= t("total")), "{report}");
+    let last = &report["answer"]["timing_ms"];
+    let last_ms = |k: &str| last[k].as_f64().unwrap();
     assert!(
-        stages.iter().map(|s| t(s)).sum::<f64>() <= t("total"),
+        stages.iter().map(|s| last_ms(s)).sum::<f64>() <= last_ms("total"),
         "{report}"
     );
     assert!(

@@ -19,8 +19,8 @@
 //! the best any build of this route can reach on this machine.
 //!
 //! Prints one JSON object: CPU and wall time per request, the medians of the route's own
-//! `timing_ms` split, and what it answered (the diagnosis, the window count, the defect lines
-//! present) — the same as the served build's, which a test checks.
+//! `timing_ms` split, and what it answered last (the diagnosis, the window count, the defect
+//! lines present — the same as the served build's, which a test checks — and its own split).
 
 use super::args::BenchArgs;
 use super::baseline::session_logits;
@@ -186,6 +186,7 @@ pub fn run(args: &BenchArgs, recording: &Path) -> Result<()> {
         "diagnosis": last["diagnosis"],
         "windows": last["windows"].as_array().map(Vec::len),
         "present": last["evidence"]["bearing"]["present"],
+        "timing_ms": last["timing_ms"],
     });
     let mut report = describe;
     report.extend([
